@@ -1,0 +1,181 @@
+"""The search driver: from a validated spec to a filled results store, on Ray Tune.
+
+The steps, in order: load and check the data (so bad data stops before Ray starts), make the
+folds every trial shares, start or join Ray, build the strategy and scheduler, and run
+`tune.Tuner` with a recorder that writes each trial into the store as it ends.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from cluster.progress import ProgressReporter
+from cluster.recorder import StoreRecorder
+from cluster.rundir import write_spec_copy
+from cluster.runtime import available_cpus, ray_session
+from cluster.store import ResultsStore
+from cluster.trainable import TrialData, TrialSettings, train_candidate
+from nas.strategies import build_scheduler, build_search, sampled_values
+from search_spaces.builder import build_model
+from search_spaces.domains import Domain, domain_values
+from search_spaces.parameters import resolve
+from trainers.datasets import Dataset, check_dataset, load_dataset, take_subset
+from trainers.folds import make_folds
+from trainers.metrics import metric_names
+
+if TYPE_CHECKING:
+    from cluster.spec import Spec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What a finished search tells its caller."""
+
+    run_dir: Path
+    trials: int
+    stopped_early: int
+    seconds: float
+
+
+def load_search_data(spec: Spec) -> tuple[Dataset, Dataset]:
+    """(all training data with its test split, the part the search trains on)."""
+    data = spec.data
+    dataset = load_dataset(
+        data.dataset, seed=spec.seed, test_fraction=data.test_fraction, path=data.path
+    )
+    check_dataset(dataset)
+    search_data = (
+        dataset if data.subset is None else take_subset(dataset, data.subset, seed=spec.seed)
+    )
+    return dataset, search_data
+
+
+def check_models_build(spec: Spec, dataset: Dataset) -> None:
+    """Build one candidate now, so a family that cannot take this data fails before Ray starts."""
+    first = {p.name: _first_value(p.domain) for p in spec.parameters() if p.searched}
+    candidate = resolve(spec.parameters(), first)
+    build_model(
+        candidate["model"],
+        dropout=candidate["regularization"]["dropout"],
+        input_shape=dataset.input_shape,
+        n_outputs=dataset.n_outputs,
+    )
+
+
+def run_search(
+    spec: Spec, *, run_dir: Path, spec_text: str, stream: TextIO | None
+) -> SearchSummary:
+    """Run the whole search of `spec`, writing results into `run_dir`."""
+    from ray import tune
+
+    started = time.monotonic()
+    _, search_data = load_search_data(spec)
+    folds = make_folds(
+        search_data.y_train,
+        n_folds=spec.evaluation.folds,
+        task=spec.task,
+        stratified=bool(spec.evaluation.stratified),
+        seed=spec.seed,
+    )
+    check_models_build(spec, search_data)
+    write_spec_copy(run_dir, spec_text)
+
+    parameters = spec.parameters()
+    metrics = metric_names(spec.task)
+    store = ResultsStore(run_dir, parameters=parameters, metrics=metrics)
+    resources = spec.resources
+
+    with ray_session(address=spec.cluster.address, dashboard=spec.cluster.dashboard):
+        concurrency = spec.search.concurrency or max(
+            1, math.floor(available_cpus() / resources.cpus_per_trial)
+        )
+        plan = build_search(
+            [p for p in parameters if p.searched],
+            strategy=spec.search.strategy,
+            trials=spec.search.trials,
+            metric=spec.objective,
+            mode=spec.mode,
+            seed=spec.seed,
+            max_concurrent=concurrency,
+        )
+        scheduler = build_scheduler(
+            spec.search.scheduler,
+            metric=spec.objective,
+            mode=spec.mode,
+            max_epochs=spec.training.epochs,
+            grace_period=spec.search.grace_period,
+            reduction_factor=spec.search.reduction_factor,
+        )
+
+        recorder = StoreRecorder(
+            store,
+            parameters=parameters,
+            sample_of=sampled_values,
+            metrics=metrics,
+            n_folds=len(folds),
+            strategy=spec.search.strategy,
+            scheduler=spec.search.scheduler,
+        )
+        reporter = ProgressReporter(
+            stream, objective=spec.objective, mode=spec.mode, total=plan.total_trials
+        )
+        reporter.say(
+            f"search {spec.name}: {spec.search.strategy} + {spec.search.scheduler}, "
+            f"{plan.total_trials} trials, {concurrency} at a time, {len(folds)} folds on "
+            f"{len(search_data.y_train)} samples, objective {spec.objective} ({spec.mode})"
+        )
+
+        settings = TrialSettings(
+            parameters=tuple(parameters),
+            metric=spec.evaluation.metric,
+            mode=spec.mode,
+            epochs=spec.training.epochs,
+            patience=spec.training.patience,
+            search_seed=spec.seed,
+            threads=max(1, int(resources.cpus_per_trial)),
+        )
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                train_candidate, data=TrialData(search_data, tuple(folds)), settings=settings
+            ),
+            {"cpu": resources.cpus_per_trial},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            param_space=plan.param_space,
+            # Metric, mode and concurrency live in the search algorithm and scheduler;
+            # Tune refuses to be told them twice.
+            tune_config=tune.TuneConfig(
+                search_alg=plan.search_alg,
+                scheduler=scheduler,
+                num_samples=plan.num_samples,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name="tune",
+                storage_path=str(run_dir.resolve()),
+                verbose=0,
+                callbacks=[recorder, reporter],
+                failure_config=tune.FailureConfig(max_failures=0),
+            ),
+        )
+        tuner.fit()
+
+    return SearchSummary(
+        run_dir=run_dir,
+        trials=len(recorder.written),
+        stopped_early=reporter.stopped_early,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _first_value(domain: Domain) -> Any:
+    values = domain_values(domain)
+    return values[0] if values else domain.low  # a continuous range: its lower bound

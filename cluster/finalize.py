@@ -1,0 +1,81 @@
+"""After the search: refit the winner on all training data, test it once, export TorchScript.
+
+The refit trains for the epoch count at which the winner's cross-validated objective peaked
+(or `training.refit_epochs`), on every training sample, including those a `data.subset` left
+out of the search. The test split is touched here only, once.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import torch
+
+from cluster.driver import load_search_data
+from cluster.results import best_trial
+from cluster.rundir import load_run_spec
+from search_spaces.parameters import flat_values, resolve
+from trainers.export import export_model
+from trainers.loop import predict, train_model
+from trainers.metrics import compute_metrics
+
+logger = logging.getLogger(__name__)
+
+# Scripted and eager outputs are compared on this many test samples.
+AGREEMENT_BATCH = 64
+
+
+def export_best(run_dir: Path, *, model_path: Path, stream: TextIO | None) -> dict[str, Any]:
+    """Refit, test and export the best trial of `run_dir`; returns the written model.json."""
+    spec = load_run_spec(run_dir)
+    winner = best_trial(run_dir, spec)
+    parameters = spec.parameters()
+    candidate = resolve(parameters, {p.name: winner[f"param.{p.name}"] for p in parameters})
+    epochs = spec.training.refit_epochs or int(winner["best_epoch"])
+    dataset, _ = load_search_data(spec)
+
+    if stream is not None:
+        stream.write(
+            f"refitting {winner['trial_id']} on {len(dataset.y_train)} samples for {epochs} "
+            f"epochs (cv {spec.objective} {winner[spec.objective]:.4f})\n"
+        )
+        stream.flush()
+    model = train_model(
+        candidate,
+        dataset.x_train,
+        dataset.y_train,
+        task=dataset.task,
+        n_outputs=dataset.n_outputs,
+        epochs=epochs,
+        seed=int(winner["seed"]),
+    )
+
+    outputs = predict(model, dataset.x_test, task=dataset.task)
+    test_metrics = compute_metrics(
+        dataset.task, dataset.y_test, outputs, n_classes=dataset.n_classes
+    )
+    example = torch.as_tensor(np.asarray(dataset.x_test[:AGREEMENT_BATCH]), dtype=torch.float32)
+    metric = spec.evaluation.metric
+    metadata = {
+        "name": spec.name,
+        "task": dataset.task,
+        "dataset": dataset.name,
+        "trial_id": winner["trial_id"],
+        "config": flat_values(candidate),
+        "refit_epochs": epochs,
+        "refit_samples": int(len(dataset.y_train)),
+        "cv": {
+            "metric": metric,
+            "mean": winner[f"{metric}_mean"],
+            "std": winner[f"{metric}_std"],
+            "folds": spec.evaluation.folds,
+        },
+        "test_metrics": test_metrics,
+        "test_samples": int(len(dataset.y_test)),
+        "class_names": list(dataset.class_names) if dataset.class_names else None,
+        "seed": int(winner["seed"]),
+    }
+    return export_model(model, path=model_path, example_input=example, metadata=metadata)

@@ -1,0 +1,92 @@
+"""Reading a run's results: the ranking of trials by their cross-validated objective."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from cluster.rundir import load_run_spec
+from search_spaces.errors import StoreError
+
+if TYPE_CHECKING:
+    from cluster.spec import Spec
+
+
+def ranked_trials(run_dir: Path, spec: Spec) -> list[dict[str, Any]]:
+    """Trials rows, best objective first; trials without a finite objective go last."""
+    from cluster.store import read_table
+
+    rows = read_table(run_dir, "trials").to_pylist()
+    objective = spec.objective
+    sign = -1.0 if spec.mode == "max" else 1.0
+
+    def key(row: dict[str, Any]) -> tuple[bool, float, int]:
+        value = row.get(objective)
+        finite = value is not None and math.isfinite(value)
+        return (not finite, sign * value if finite else 0.0, row.get("trial_number") or 0)
+
+    return sorted(rows, key=key)
+
+
+def best_trial(run_dir: Path, spec: Spec) -> dict[str, Any]:
+    """The trial with the best finite fold-mean objective; StoreError when there is none."""
+    ranked = ranked_trials(run_dir, spec)
+    if not ranked or not _finite(ranked[0].get(spec.objective)):
+        raise StoreError(
+            f"results store: {run_dir} has no trial with a finite {spec.objective} "
+            f"({len(ranked)} trials recorded); check the trials' errors with 'archsearch "
+            "results' and rerun"
+        )
+    return ranked[0]
+
+
+def best_trials_table(run_dir: Path, *, top: int) -> str:
+    """A plain-text table of the `top` best trials: objective mean +- std and searched params."""
+    spec = load_run_spec(run_dir)
+    ranked = ranked_trials(run_dir, spec)
+    searched = [f"param.{p.name}" for p in spec.parameters() if p.searched]
+    metric = spec.evaluation.metric
+
+    header = ["rank", "trial", "status", f"{metric} (mean +- std)", "epochs", "params"]
+    header += [name.removeprefix("param.") for name in searched]
+    lines = [header]
+    for rank, row in enumerate(ranked[:top], start=1):
+        score = f"{row[spec.objective]:.4f} +- {row[f'{metric}_std']:.4f}"
+        line = [
+            str(rank),
+            row["trial_id"],
+            row["status"],
+            score,
+            str(row["epochs_run"]),
+            str(row.get("params_count") or "-"),
+        ]
+        line += [_show(row.get(name)) for name in searched]
+        lines.append(line)
+
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = [
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        for line in lines
+    ]
+    counts = _status_counts(ranked)
+    return "\n".join([f"{run_dir}: {len(ranked)} trials ({counts})", *text])
+
+
+def _status_counts(rows: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "none"
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)

@@ -1,0 +1,69 @@
+"""Starting or joining Ray.
+
+By default a search starts a private Ray on this machine, bound to the loopback address with the
+dashboard off, so nothing listens on a public interface unless the user asks for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from search_spaces.errors import ArchsearchError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+logger = logging.getLogger(__name__)
+
+
+class ClusterError(ArchsearchError, ConnectionError):
+    """Ray could not be started or reached."""
+
+
+@contextmanager
+def ray_session(*, address: str | None, dashboard: bool = False) -> Iterator[bool]:
+    """Use an already running Ray in this process, or start/join one and shut it down after.
+
+    Yields True when this call started the connection (and will close it).
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+
+    # Ray's anonymous usage reporting would try the network, which these machines lack.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        if address is None:
+            ray.init(
+                address="local",
+                _node_ip_address="127.0.0.1",
+                include_dashboard=dashboard,
+                logging_level=logging.WARNING,
+                log_to_driver=False,
+            )
+        else:
+            ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        where = address or "a local Ray"
+        raise ClusterError(
+            f"cluster.address: cannot start or reach {where}: {str(error).splitlines()[0]}; "
+            "check the address, or leave it out to run on this machine"
+        ) from None
+
+    logger.info("Ray started with resources %s", ray.cluster_resources())
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+def available_cpus() -> float:
+    """CPUs of the connected Ray cluster (all nodes)."""
+    import ray
+
+    return float(ray.cluster_resources().get("CPU", 1.0))

@@ -1,0 +1,472 @@
+"""The search spec: one YAML file, validated with pydantic before anything runs or is written.
+
+Every problem becomes a `SpecError` with a one-line message that names the field path, the value
+and the rule, e.g. `model.depth: lower bound 0 must be >= 1`. The schema's allowed values come
+from the modules that implement them (model families, metrics, optimizers), so a new family or
+metric is accepted here without editing this file.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, model_validator
+
+from search_spaces.builder import ACTIVATIONS, CONNECTIVITIES, FAMILIES, POOLINGS
+from search_spaces.domains import (
+    Domain,
+    Fixed,
+    check_domain,
+    did_you_mean,
+    domain_values,
+    number_text_hint,
+    parse_domain,
+    show_value,
+)
+from search_spaces.errors import SpecError
+from search_spaces.parameters import Parameter, check_conditions, flatten
+from trainers.datasets import DATASETS
+from trainers.metrics import METRICS, metric_names
+from trainers.optim import OPTIMIZERS, SCHEDULES
+
+STRATEGIES = ("grid", "random", "bayesian")
+SCHEDULERS = ("none", "asha")
+
+# Fields each model family reads; a field set for a family that ignores it is refused, since
+# the user evidently expects it to change something.
+COMMON_MODEL_FIELDS = ("depth", "width", "activation", "connectivity", "batch_norm")
+FAMILY_FIELDS = {
+    "mlp": COMMON_MODEL_FIELDS,
+    "cnn": (*COMMON_MODEL_FIELDS, "channels", "kernel_size", "pooling", "convs_per_stage"),
+}
+
+
+class _Section(BaseModel):
+    # Strict: YAML already gives real types, so "3" for an int or true for a count is a mistake.
+    # YAML also reads .inf and .nan as floats; no count, fraction or rate may be either.
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+
+class _SearchableSection(_Section):
+    """A section whose fields may be domains; each is parsed and checked against its rule."""
+
+    section_name: ClassVar[str]
+    rules: ClassVar[dict[str, dict[str, Any]]]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse_domains(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise ValueError(
+                f"{cls.section_name}: expected a mapping of fields, got {show_value(raw)}"
+            )
+        parsed = dict(raw)
+        for name, rule in cls.rules.items():
+            if name in raw:
+                path = f"{cls.section_name}.{name}"
+                parsed[name] = check_domain(
+                    parse_domain(raw[name], field=path), field=path, **rule
+                )
+        return parsed
+
+    def domains(self) -> dict[str, Domain]:
+        return {name: getattr(self, name) for name in self.rules}
+
+
+class DataSection(_Section):
+    dataset: str
+    subset: int | None = Field(default=None, ge=10)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _known_dataset(self) -> DataSection:
+        if self.dataset not in DATASETS:
+            raise ValueError(
+                f"data.dataset: unknown dataset {self.dataset!r}"
+                f"{did_you_mean(self.dataset, list(DATASETS))}; "
+                f"available: {', '.join(DATASETS)}"
+            )
+        return self
+
+
+class ModelSection(_SearchableSection):
+    section_name: ClassVar[str] = "model"
+    rules: ClassVar[dict[str, dict[str, Any]]] = {
+        "depth": {"kind": int, "ge": 1, "le": 64},
+        "width": {"kind": int, "ge": 1},
+        "activation": {"kind": str, "options": ACTIVATIONS},
+        "connectivity": {"kind": str, "options": CONNECTIVITIES},
+        "batch_norm": {"kind": bool},
+        "channels": {"kind": int, "ge": 1},
+        "kernel_size": {"kind": int, "ge": 1, "le": 15},
+        "pooling": {"kind": str, "options": POOLINGS},
+        "convs_per_stage": {"kind": int, "ge": 1, "le": 8},
+    }
+
+    family: str
+    depth: SkipValidation[Domain] = Fixed(2)
+    width: SkipValidation[Domain] = Fixed(64)
+    activation: SkipValidation[Domain] = Fixed("relu")
+    connectivity: SkipValidation[Domain] = Fixed("plain")
+    batch_norm: SkipValidation[Domain] = Fixed(False)
+    channels: SkipValidation[Domain] = Fixed(16)
+    kernel_size: SkipValidation[Domain] = Fixed(3)
+    pooling: SkipValidation[Domain] = Fixed("max")
+    convs_per_stage: SkipValidation[Domain] = Fixed(1)
+
+    @model_validator(mode="after")
+    def _fields_fit_family(self) -> ModelSection:
+        if self.family not in FAMILIES:
+            raise ValueError(
+                f"model.family: unknown family {self.family!r}"
+                f"{did_you_mean(self.family, list(FAMILIES))}; available: {', '.join(FAMILIES)}"
+            )
+        used = FAMILY_FIELDS.get(self.family, COMMON_MODEL_FIELDS)
+        for name in sorted(self.model_fields_set - {"family"} - set(used)):
+            raise ValueError(f"model.{name}: the {self.family} family does not use it; remove it")
+        for value in domain_values(self.kernel_size) or ():
+            if value % 2 == 0:
+                raise ValueError(
+                    f"model.kernel_size: {value} is even; use odd sizes (3, 5, 7) so 'same' "
+                    "padding keeps the image centred"
+                )
+        return self
+
+    def domains(self) -> dict[str, Domain]:
+        used = FAMILY_FIELDS.get(self.family, COMMON_MODEL_FIELDS)
+        return {"family": Fixed(self.family), **{name: getattr(self, name) for name in used}}
+
+
+class RegularizationSection(_SearchableSection):
+    section_name: ClassVar[str] = "regularization"
+    rules: ClassVar[dict[str, dict[str, Any]]] = {
+        "dropout": {"kind": float, "ge": 0.0, "lt": 1.0},
+        "l1": {"kind": float, "ge": 0.0},
+        "l2": {"kind": float, "ge": 0.0},
+    }
+
+    dropout: SkipValidation[Domain] = Fixed(0.0)
+    l1: SkipValidation[Domain] = Fixed(0.0)
+    l2: SkipValidation[Domain] = Fixed(0.0)
+
+
+class OptimizerSection(_SearchableSection):
+    section_name: ClassVar[str] = "optimizer"
+    rules: ClassVar[dict[str, dict[str, Any]]] = {
+        "name": {"kind": str, "options": OPTIMIZERS},
+        "lr": {"kind": float, "gt": 0.0, "le": 10.0},
+        "momentum": {"kind": float, "ge": 0.0, "lt": 1.0},
+        "nesterov": {"kind": bool},
+        "batch_size": {"kind": int, "ge": 1},
+        "schedule": {"kind": str, "options": SCHEDULES},
+    }
+
+    name: SkipValidation[Domain] = Fixed("adam")
+    lr: SkipValidation[Domain] = Fixed(1e-3)
+    momentum: SkipValidation[Domain] = Fixed(0.9)
+    nesterov: SkipValidation[Domain] = Fixed(False)
+    batch_size: SkipValidation[Domain] = Fixed(64)
+    schedule: SkipValidation[Domain] = Fixed("none")
+
+
+class TrainingSection(_Section):
+    epochs: int = Field(default=10, ge=1)
+    patience: int | None = Field(default=None, ge=1)
+    # None: refit for the epoch count at which the cross-validated objective peaked.
+    refit_epochs: int | None = Field(default=None, ge=1)
+
+
+class EvaluationSection(_Section):
+    folds: int = Field(default=5, ge=2, le=50)
+    stratified: bool | None = None
+    metric: str = "loss"
+    mode: Literal["max", "min"] | None = None
+
+
+class SearchSection(_Section):
+    strategy: str = "random"
+    trials: int | None = Field(default=None, ge=1)
+    scheduler: str = "none"
+    concurrency: int | None = Field(default=None, ge=1)
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=3.0, gt=1.0)
+
+    @model_validator(mode="after")
+    def _known_names(self) -> SearchSection:
+        for field, value, options in (
+            ("strategy", self.strategy, STRATEGIES),
+            ("scheduler", self.scheduler, SCHEDULERS),
+        ):
+            if value not in options:
+                raise ValueError(
+                    f"search.{field}: unknown {field} {value!r}{did_you_mean(value, options)}; "
+                    f"available: {', '.join(options)}"
+                )
+        return self
+
+
+class ResourcesSection(_Section):
+    cpus_per_trial: float = Field(default=1.0, gt=0.0)
+    gpus_per_trial: float = Field(default=0.0, ge=0.0)
+    workers_per_trial: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _in_process_only(self) -> ResourcesSection:
+        # FIXME: trials that need GPUs or several workers should run as Ray Train jobs; until
+        # that path exists they are refused here rather than silently run on one CPU worker.
+        if self.workers_per_trial > 1:
+            raise ValueError(
+                f"resources.workers_per_trial: {self.workers_per_trial} needs Ray Train "
+                "workers, which this version does not run yet; set it to 1"
+            )
+        if self.gpus_per_trial > 0:
+            raise ValueError(
+                f"resources.gpus_per_trial: {self.gpus_per_trial} needs the GPU trial path, "
+                "which this version does not run yet; set it to 0"
+            )
+        return self
+
+
+class ClusterSection(_Section):
+    address: str | None = None
+    storage: str = "runs"
+    dashboard: bool = False
+
+
+class Spec(_Section):
+    """A whole search: what to search, how to score it, and where to run it."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)
+    task: Literal["classification", "regression"] | None = None
+    seed: int = Field(default=0, ge=0)
+    data: DataSection
+    model: ModelSection
+    regularization: RegularizationSection = RegularizationSection()
+    optimizer: OptimizerSection = OptimizerSection()
+    training: TrainingSection = TrainingSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    search: SearchSection = SearchSection()
+    resources: ResourcesSection = ResourcesSection()
+    cluster: ClusterSection = ClusterSection()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        dataset_task = DATASETS[self.data.dataset]
+        if self.task is not None and self.task != dataset_task:
+            raise ValueError(
+                f"task: {self.task} does not fit dataset {self.data.dataset}, which is "
+                f"{dataset_task}; set task: {dataset_task} or leave it out"
+            )
+        self.task = dataset_task
+        self._check_evaluation()
+        check_conditions(self.parameters())
+        return self
+
+    def _check_evaluation(self) -> None:
+        evaluation = self.evaluation
+        produced = metric_names(self.task)
+        if evaluation.metric not in produced:
+            raise ValueError(
+                f"evaluation.metric: {evaluation.metric!r} is not produced for {self.task}"
+                f"{did_you_mean(evaluation.metric, produced)}; choose one of {', '.join(produced)}"
+            )
+
+        natural_mode = METRICS[evaluation.metric].mode
+        if evaluation.mode is not None and evaluation.mode != natural_mode:
+            raise ValueError(
+                f"evaluation.mode: {evaluation.mode} would favour the worst {evaluation.metric}; "
+                f"set mode: {natural_mode} or leave it out"
+            )
+        evaluation.mode = natural_mode
+
+        if evaluation.stratified and self.task != "classification":
+            raise ValueError(
+                "evaluation.stratified: true needs class labels but the task is regression; "
+                "set it to false or leave it out"
+            )
+        if evaluation.stratified is None:
+            evaluation.stratified = self.task == "classification"
+
+    def parameters(self) -> list[Parameter]:
+        """The flat named parameters, fixed ones included (see search_spaces.parameters)."""
+        return flatten(
+            {
+                "model": self.model.domains(),
+                "regularization": self.regularization.domains(),
+                "optimizer": self.optimizer.domains(),
+            }
+        )
+
+    @property
+    def objective(self) -> str:
+        """The reported key that strategies and schedulers optimise: the fold mean."""
+        return f"{self.evaluation.metric}_mean"
+
+    @property
+    def mode(self) -> str:
+        assert self.evaluation.mode is not None  # set by validation
+        return self.evaluation.mode
+
+
+def parse_spec(raw: Any, *, source: str = "spec") -> Spec:
+    """Validate an already-loaded spec mapping; SpecError with one line on any problem."""
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{source}: the spec must be a YAML mapping of sections, got {show_value(raw)}"
+        )
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(format_validation_error(error, raw)) from None
+
+
+def load_spec(path: str | Path, *, overrides: dict[str, Any] | None = None) -> Spec:
+    """Read a YAML spec with the safe loader, apply dotted overrides, and validate it."""
+    raw = apply_overrides(read_spec_file(path), overrides or {})
+    return parse_spec(raw, source=str(path))
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set dotted keys (`search.trials`) in a raw spec mapping, in place; returns it."""
+    for dotted, value in overrides.items():
+        section, _, field = dotted.partition(".")
+        if not field:
+            raw[section] = value
+            continue
+        target = raw.setdefault(section, {})
+        if not isinstance(target, dict):
+            raise SpecError(f"{section}: expected a mapping of fields, got {show_value(target)}")
+        target[field] = value
+    return raw
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"spec: file not found: {path}; check the path") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecError(f"spec: cannot read {path}: {error}") from None
+
+    try:
+        raw = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise SpecError(f"{where}: YAML syntax error: {problem}") from None
+    if raw is None:
+        raise SpecError(f"{path}: the spec is empty; it needs at least name, data and model")
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{path}: the spec must be a YAML mapping of sections, got {show_value(raw)}"
+        )
+    return raw
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key written twice in one mapping.
+
+    Plain YAML keeps the last of two equal keys, so a second `model:` section would silently
+    replace the first.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            # `<<` merges another mapping in; its keys may be overridden on purpose.
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool):
+                continue  # the base class reports keys it cannot hash
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}; keep only one", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# pydantic's error types for numeric limits -> the limit's name in `ctx` and its symbol.
+_LIMITS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+_TYPES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "string_type": "a string",
+}
+
+
+def format_validation_error(error: ValidationError, raw: dict[str, Any]) -> str:
+    """One line for the first problem pydantic found, in the user's own terms."""
+    first = error.errors(include_url=False)[0]
+    location = ".".join(
+        part if isinstance(part, str) and part.isprintable() else show_value(part)
+        for part in first["loc"]
+    )
+    message = first["msg"].removeprefix("Value error, ")
+    kind = first["type"]
+
+    if kind == "value_error":
+        # Our own validators already name the field path in the message.
+        return message
+    if kind in ("extra_forbidden", "invalid_key"):
+        *parent, key = first["loc"]
+        valid = _field_names(parent)
+        return (
+            f"{location}: unknown key{did_you_mean(str(key), valid)}; "
+            f"valid keys here are {', '.join(valid)}"
+        )
+    if kind == "missing":
+        return f"{location}: required but missing; add it to the spec"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return f"{location}: expected a mapping of fields, got {show_value(first.get('input'))}"
+
+    value = first.get("input")
+    if kind in _LIMITS:
+        name, symbol = _LIMITS[kind]
+        return f"{location}: {show_value(value)} must be {symbol} {first['ctx'][name]}"
+    if kind in _TYPES:
+        hint = number_text_hint(value) if kind != "string_type" else ""
+        return f"{location}: expected {_TYPES[kind]}, got {show_value(value)}{hint}"
+    if kind == "finite_number":
+        return f"{location}: {show_value(value)} is not allowed; use a finite number"
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", first["ctx"]["expected"])
+        return (
+            f"{location}: unknown value {show_value(value)}{did_you_mean(str(value), options)}; "
+            f"valid values are {', '.join(options)}"
+        )
+    if kind == "string_too_long":
+        return (
+            f"{location}: {len(value)} characters is too long; use at most "
+            f"{first['ctx']['max_length']}"
+        )
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{location}: {show_value(first.get('input'))} may hold only letters, digits, '_', "
+            "'.' and '-', starting with a letter or digit (it names the run folder)"
+        )
+    return f"{location}: {message}, got {show_value(first.get('input'))}"
+
+
+def _field_names(location: list[Any]) -> list[str]:
+    """Field names of the spec section at `location` (empty list = the top level)."""
+    model: type[BaseModel] = Spec
+    for part in location:
+        annotation = model.model_fields[str(part)].annotation
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

@@ -1,0 +1,189 @@
+"""Search strategies: flat parameters plus a strategy name in, a Ray Tune search plan out.
+
+`build_search` is the one entry point the driver needs. Every strategy gives each trial a Tune
+config from which `sampled_values` reads the flat sample (`{"model.depth": 3, ...}`), so
+the trial code never depends on the strategy:
+
+    grid      every combination of finite domains, on Tune's BasicVariantGenerator
+    random    independent draws from each domain, on Tune's BasicVariantGenerator
+    bayesian  Ax's Bayesian optimisation, through nas.bayesian.BayesianSearch
+
+Ray and Ax are imported by the strategy that uses them, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas.schedulers import SCHEDULERS, build_scheduler
+from nas.variants import GRID_KEY, grid_points, random_space, variant_generator
+from search_spaces.domains import did_you_mean
+from search_spaces.errors import SpecError
+from search_spaces.parameters import SEARCHABLE_SECTIONS, Parameter
+
+if TYPE_CHECKING:
+    from ray.tune.search import SearchAlgorithm, Searcher
+
+__all__ = [
+    "DEFAULT_TRIALS",
+    "SCHEDULERS",
+    "STRATEGIES",
+    "SearchPlan",
+    "build_scheduler",
+    "build_search",
+    "sampled_values",
+]
+
+logger = logging.getLogger(__name__)
+
+STRATEGIES = ("grid", "random", "bayesian")
+
+# Trials for random and bayesian search when the spec gives no search.trials.
+DEFAULT_TRIALS = 20
+
+
+@dataclass
+class SearchPlan:
+    """What tune.Tuner needs to run one search.
+
+    Attributes:
+        search_alg: for tune.TuneConfig(search_alg=...).
+        param_space: for tune.Tuner(param_space=...).
+        num_samples: for tune.TuneConfig(num_samples=...).
+        total_trials: how many trials the search will run.
+    """
+
+    search_alg: Searcher | SearchAlgorithm
+    param_space: dict[str, Any]
+    num_samples: int
+    total_trials: int
+
+
+def build_search(
+    parameters: Sequence[Parameter],
+    *,
+    strategy: str,
+    trials: int | None,
+    metric: str,
+    mode: str,
+    seed: int,
+    max_concurrent: int,
+) -> SearchPlan:
+    """Plan a search over the searched parameters (fixed ones are left to parameters.resolve).
+
+    Args:
+        parameters: The spec's flat parameters, fixed ones included.
+        strategy: One of STRATEGIES.
+        trials: How many trials to run; None runs the whole grid, or DEFAULT_TRIALS.
+        metric: The result key to optimise.
+        mode: "min" or "max".
+        seed: Seeds every random draw of the strategy.
+        max_concurrent: Most trials running at once; 0 for no limit.
+
+    Raises:
+        SpecError: the strategy is unknown or cannot search these parameters.
+    """
+    if strategy not in STRATEGIES:
+        raise SpecError(
+            f"search.strategy: unknown strategy {strategy!r}"
+            f"{did_you_mean(strategy, STRATEGIES)}; use one of {', '.join(STRATEGIES)}"
+        )
+    if mode not in ("min", "max"):
+        raise SpecError(f"evaluation.mode: must be min or max, got {mode!r}")
+    if trials is not None and trials < 1:
+        raise SpecError(f"search.trials: {trials} must be >= 1, or left out")
+
+    parameters = list(parameters)
+    if strategy == "grid":
+        return _grid_plan(parameters, trials=trials, seed=seed, max_concurrent=max_concurrent)
+    if strategy == "random":
+        return _random_plan(parameters, trials=trials, seed=seed, max_concurrent=max_concurrent)
+    return _bayesian_plan(
+        parameters,
+        trials=trials,
+        metric=metric,
+        mode=mode,
+        seed=seed,
+        max_concurrent=max_concurrent,
+    )
+
+
+def sampled_values(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat sample `{"model.depth": 3, ...}` held in a trial's Tune config.
+
+    Grid configs hold their point under one key, which is unpacked; keys that are not
+    parameter names (anything the driver adds to the config) are left out.
+    """
+    source = config.get(GRID_KEY, config)
+    return {
+        name: value.item() if isinstance(value, np.generic) else value
+        for name, value in source.items()
+        if name.partition(".")[0] in SEARCHABLE_SECTIONS and "." in name
+    }
+
+
+def _grid_plan(
+    parameters: list[Parameter], *, trials: int | None, seed: int, max_concurrent: int
+) -> SearchPlan:
+    from ray import tune
+
+    points = grid_points(parameters)
+    size = len(points)
+    if trials is not None and trials < size:
+        raise SpecError(
+            f"search.trials: {trials} is fewer than the {size} points of the grid; leave "
+            f"search.trials out (or set it to {size}) to run the whole grid, or use strategy "
+            f"random to sample {trials}"
+        )
+    if trials is not None and trials > size:
+        logger.info("search.trials is %d but the grid has %d points; running all", trials, size)
+
+    # The order of points is fixed by the spec, so the seed only matters for Tune's generator.
+    return SearchPlan(
+        search_alg=variant_generator(seed=seed, max_concurrent=max_concurrent),
+        param_space={GRID_KEY: tune.grid_search(points)},
+        num_samples=1,
+        total_trials=size,
+    )
+
+
+def _random_plan(
+    parameters: list[Parameter], *, trials: int | None, seed: int, max_concurrent: int
+) -> SearchPlan:
+    total = trials if trials is not None else DEFAULT_TRIALS
+    return SearchPlan(
+        search_alg=variant_generator(seed=seed, max_concurrent=max_concurrent),
+        param_space=random_space(parameters),
+        num_samples=total,
+        total_trials=total,
+    )
+
+
+def _bayesian_plan(
+    parameters: list[Parameter],
+    *,
+    trials: int | None,
+    metric: str,
+    mode: str,
+    seed: int,
+    max_concurrent: int,
+) -> SearchPlan:
+    from ray.tune.search import ConcurrencyLimiter
+
+    from nas.bayesian import BayesianSearch
+
+    wanted = trials if trials is not None else DEFAULT_TRIALS
+    searcher = BayesianSearch(parameters, metric=metric, mode=mode, seed=seed, max_trials=wanted)
+    total = searcher.trial_limit
+    search_alg = (
+        ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)
+        if max_concurrent > 0
+        else searcher
+    )
+    # The search space lives in the searcher; Tune's param_space stays empty.
+    return SearchPlan(search_alg=search_alg, param_space={}, num_samples=total, total_trials=total)

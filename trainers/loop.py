@@ -1,0 +1,505 @@
+"""The training loop: k-fold cross-validation of one config, and the refit of a winner.
+
+The k fold-models train epoch by epoch in lockstep, so after every epoch the caller sees the
+fold mean, the fold spread and every fold's value of every metric; schedulers and early
+stopping then act on cross-validated curves rather than on one lucky split.
+
+Randomness is owned here: weight initialisation, batch order and dropout masks are each drawn
+from a seed derived from ``(seed, fold, epoch)``, under ``torch.random.fork_rng`` where torch
+insists on its global generator, so a run is reproducible and leaves global state untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search_spaces.builder import build_model
+from search_spaces.errors import ArchsearchError, SpecError
+from trainers.metrics import compute_metrics, metric_names
+from trainers.optim import make_lr_schedule, make_optimizer, weight_penalty
+from trainers.preprocessing import Normalized, wrap_with_normalization
+
+if TYPE_CHECKING:
+    from trainers.datasets import Dataset
+
+logger = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("max", "min")
+
+# Evaluation needs no gradients, so it can take bigger batches than training.
+_EVAL_BATCH = 1024
+
+# Tags that keep the seed streams of different random draws apart.
+_INIT, _SHUFFLE, _DROPOUT = 0, 1, 2
+_REFIT = -1
+
+
+class TrialDiverged(ArchsearchError, FloatingPointError):
+    """The training loss became NaN or infinite; the config cannot be scored."""
+
+
+@dataclass
+class EpochReport:
+    """What cross-validation knows after one epoch of every fold-model.
+
+    Attributes:
+        epoch: 1-based epoch number.
+        folds: Per fold, every metric of the task on its validation part, plus
+            ``"train_loss"``: the mean training objective over the epoch's batches (data loss
+            plus weight penalty; for regression the MSE in standardised target units).
+        mean: Fold mean of each key of ``folds``.
+        std: Fold standard deviation (population, ddof=0) of each key of ``folds``.
+        seconds: Wall time of this epoch, all folds together.
+        best_epoch: The epoch with the best fold-mean objective so far (this one included).
+        final: No epoch follows this one: the last planned epoch, or early stopping ends here.
+    """
+
+    epoch: int
+    folds: list[dict[str, float]]
+    mean: dict[str, float]
+    std: dict[str, float]
+    seconds: float
+    best_epoch: int = 0
+    final: bool = False
+
+
+@dataclass
+class CVResult:
+    """The outcome of :func:`cross_validate`.
+
+    Attributes:
+        epochs_run: How many epochs were trained before the end or early stopping.
+        best_epoch: The epoch with the best fold-mean objective (the first, on ties).
+        best: The report of ``best_epoch``.
+        stopped_by_patience: Whether early stopping ended the run before ``epochs``.
+        history: Every epoch's report, in order.
+    """
+
+    epochs_run: int
+    best_epoch: int
+    best: EpochReport
+    stopped_by_patience: bool
+    history: list[EpochReport] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """The parts of a resolved config that the loop itself reads."""
+
+    model: Mapping[str, Any]
+    optimizer: Mapping[str, Any]
+    dropout: float
+    l1: float
+    l2: float
+    batch_size: int
+    schedule: str
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> _Settings:
+        for section in ("model", "optimizer"):
+            if not isinstance(config.get(section), Mapping):
+                raise SpecError(f"{section}: missing from the trial config; give that section")
+        regularization = config.get("regularization") or {}
+        optimizer = config["optimizer"]
+
+        batch_size = optimizer.get("batch_size")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+            raise SpecError(
+                f"optimizer.batch_size: got {batch_size!r}, but it must be an integer >= 1"
+            )
+        if batch_size < 1:
+            raise SpecError(f"optimizer.batch_size: got {batch_size}, but it must be >= 1")
+
+        return cls(
+            model=config["model"],
+            optimizer=optimizer,
+            dropout=float(regularization.get("dropout") or 0.0),
+            l1=float(regularization.get("l1") or 0.0),
+            l2=float(regularization.get("l2") or 0.0),
+            batch_size=int(batch_size),
+            schedule=str(optimizer.get("schedule") or "none"),
+        )
+
+
+class _Run:
+    """One model in training: the wrapped model, its optimizer and schedule, and its rows.
+
+    Rows are indices into tensors shared by all folds, so the training data is held once on
+    the device however many folds index it.
+    """
+
+    def __init__(
+        self,
+        settings: _Settings,
+        *,
+        x: np.ndarray,
+        y: np.ndarray,
+        rows: np.ndarray,
+        task: str,
+        n_outputs: int,
+        epochs: int,
+        seed: int,
+        stream: int,
+        device: torch.device,
+    ) -> None:
+        self.settings = settings
+        self.task = task
+        self.seed = seed
+        self.stream = stream
+        self.device = device
+
+        # Weights drawn under their own seed, outside the caller's global generator.
+        with _seeded(_derive_seed(seed, _INIT, stream), device=torch.device("cpu")):
+            inner = build_model(
+                settings.model,
+                dropout=settings.dropout,
+                input_shape=tuple(x.shape[1:]),
+                n_outputs=n_outputs,
+            )
+        self.model: Normalized = wrap_with_normalization(
+            inner, x_train=x[rows], y_train=y[rows], task=task
+        ).to(device)
+
+        self.optimizer = make_optimizer(self.model.parameters(), settings.optimizer)
+        self.schedule = make_lr_schedule(self.optimizer, schedule=settings.schedule, epochs=epochs)
+        self.rows = torch.as_tensor(rows, dtype=torch.long, device=device)
+
+    def train_epoch(self, x: torch.Tensor, y: torch.Tensor, *, epoch: int) -> float:
+        """Train one epoch on this run's rows of ``x``/``y``; return the mean batch loss."""
+        self.model.train()
+        n = len(self.rows)
+        shuffle = torch.Generator().manual_seed(
+            _derive_seed(self.seed, _SHUFFLE, self.stream, epoch)
+        )
+        order = self.rows[torch.randperm(n, generator=shuffle).to(self.device)]
+
+        # Batch norm cannot train on a batch of one; skipping that lone leftover sample costs
+        # one sample per epoch, a different one each epoch.
+        stops = [s for s in range(0, n, self.settings.batch_size) if n - s > 1 or s == 0]
+
+        total, count = torch.zeros((), device=self.device), 0
+        with _seeded(_derive_seed(self.seed, _DROPOUT, self.stream, epoch), device=self.device):
+            for start in stops:
+                batch = order[start : start + self.settings.batch_size]
+                loss = self._loss(x[batch], y[batch])
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                total = total + loss.detach() * len(batch)
+                count += len(batch)
+
+        if self.schedule is not None:
+            self.schedule.step()
+        # One device sync per epoch: a NaN in any batch survives the sum.
+        return float(total) / count
+
+    def _loss(self, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        out = self.model.standardized(xb)  # (B, n_outputs)
+        if self.task == "classification":
+            loss = F.cross_entropy(out, yb)
+        else:
+            # The wrapper answers in original units; the loss lives in standardised units so
+            # the learning rate means the same whatever the target's scale.
+            loss = F.mse_loss(_squeeze_single(out), self.model.standardize_targets(yb))
+
+        if self.settings.l1 or self.settings.l2:
+            loss = loss + weight_penalty(self.model, l1=self.settings.l1, l2=self.settings.l2)
+        return loss
+
+    def predict(self, x: torch.Tensor, rows: torch.Tensor) -> np.ndarray:
+        """Outputs in original units for ``x[rows]``: logits ``(N, K)`` or predictions ``(N,)``."""
+        return predict(self.model, x[rows], task=self.task)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor | np.ndarray, *, task: str) -> np.ndarray:
+    """Eval-mode outputs in batches: logits ``(N, K)``, or predictions ``(N,)`` for regression."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.as_tensor(x, dtype=torch.float32, device=device)
+    out = torch.cat(
+        [model(x[start : start + _EVAL_BATCH]) for start in range(0, len(x), _EVAL_BATCH)]
+    )
+    if task == "regression":
+        out = _squeeze_single(out)
+    return out.float().cpu().numpy()
+
+
+def cross_validate(
+    config: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    epochs: int,
+    patience: int | None,
+    objective: str,
+    mode: str,
+    seed: int,
+    on_epoch: Callable[[EpochReport], None] | None = None,
+    device: str | torch.device = "cpu",
+) -> CVResult:
+    """Score one config by k-fold cross-validation, training the fold-models in lockstep.
+
+    Args:
+        config: The resolved trial config: ``model``, ``regularization`` (``dropout``, ``l1``,
+            ``l2``) and ``optimizer`` (``name``, ``lr``, ``momentum``, ``nesterov``,
+            ``batch_size``, ``schedule``).
+        dataset: The data; only its training part is used.
+        folds: ``(train_indices, validation_indices)`` pairs into ``dataset.x_train``.
+        epochs: Most epochs to train, >= 1.
+        patience: Stop once the fold-mean objective has not improved for this many epochs;
+            ``None`` never stops early.
+        objective: A metric of the task (see ``trainers.metrics.metric_names``) or
+            ``"train_loss"``.
+        mode: ``"max"`` or ``"min"``: which direction of ``objective`` is better.
+        seed: Seeds weights, batch order and dropout; the same seed gives the same numbers.
+        on_epoch: Called with every epoch's report as soon as it exists.
+        device: Where to train, e.g. ``"cpu"`` or ``"cuda:0"``.
+
+    Returns:
+        The best epoch's report and how the run ended.
+
+    Raises:
+        SpecError: A setting is out of range or unknown.
+        TrialDiverged: A fold's training loss became NaN or infinite.
+    """
+    _check_run_settings(
+        epochs=epochs,
+        patience=patience,
+        objective=objective,
+        mode=mode,
+        task=dataset.task,
+        folds=folds,
+    )
+    settings = _Settings.from_config(config)
+    device = torch.device(device)
+
+    # The whole training part once on the device; folds index into it.
+    x = torch.as_tensor(dataset.x_train, dtype=torch.float32, device=device)
+    y = torch.as_tensor(dataset.y_train, device=device)
+    runs = [
+        _Run(
+            settings,
+            x=dataset.x_train,
+            y=dataset.y_train,
+            rows=np.asarray(train),
+            task=dataset.task,
+            n_outputs=dataset.n_outputs,
+            epochs=epochs,
+            seed=seed,
+            stream=fold,
+            device=device,
+        )
+        for fold, (train, _) in enumerate(folds)
+    ]
+    validation = [
+        torch.as_tensor(np.asarray(v), dtype=torch.long, device=device) for _, v in folds
+    ]
+
+    history: list[EpochReport] = []
+    best: EpochReport | None = None
+    since_best = 0
+    for epoch in range(1, epochs + 1):
+        report = _cv_epoch(runs, validation, x, y, dataset=dataset, epoch=epoch)
+        history.append(report)
+        logger.debug("epoch %d: %s = %.6g", epoch, objective, report.mean[objective])
+
+        if best is None or _improves(report.mean[objective], best.mean[objective], mode=mode):
+            best, since_best = report, 0
+        else:
+            since_best += 1
+        stop = patience is not None and since_best >= patience and epoch < epochs
+
+        # Decided before the report goes out, so a listener knows whether more will follow.
+        report.best_epoch, report.final = best.epoch, stop or epoch == epochs
+        if on_epoch is not None:
+            on_epoch(report)
+        if stop:
+            logger.debug("early stop after epoch %d: no improvement for %d", epoch, patience)
+            return CVResult(epoch, best.epoch, best, stopped_by_patience=True, history=history)
+
+    assert best is not None  # epochs >= 1 was checked
+    return CVResult(epochs, best.epoch, best, stopped_by_patience=False, history=history)
+
+
+def train_model(
+    config: Mapping[str, Any],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    task: str,
+    n_outputs: int,
+    epochs: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+) -> Normalized:
+    """Train one model on all of ``(x, y)`` for exactly ``epochs`` epochs (the refit).
+
+    Args:
+        config: The resolved trial config, as for :func:`cross_validate`.
+        x: Inputs ``(N, F)`` or ``(N, C, H, W)``, float32.
+        y: Targets ``(N,)``: int64 classes or float32 values.
+        task: ``"classification"`` or ``"regression"``.
+        n_outputs: Classes K, or 1 for regression.
+        epochs: Epochs to train, >= 1.
+        seed: Seeds weights, batch order and dropout.
+        device: Where to train; the model is returned there.
+
+    Returns:
+        The :class:`~trainers.preprocessing.Normalized` model in eval mode: it takes raw inputs
+        and answers logits, or predictions in the target's units.
+
+    Raises:
+        SpecError: A setting is out of range or unknown.
+        TrialDiverged: The training loss became NaN or infinite.
+    """
+    if epochs < 1:
+        raise SpecError(f"training.epochs: got {epochs}, but it must be >= 1; raise it")
+    settings = _Settings.from_config(config)
+    device = torch.device(device)
+
+    run = _Run(
+        settings,
+        x=x,
+        y=y,
+        rows=np.arange(len(x)),
+        task=task,
+        n_outputs=n_outputs,
+        epochs=epochs,
+        seed=seed,
+        stream=_REFIT,
+        device=device,
+    )
+    x_t = torch.as_tensor(x, dtype=torch.float32, device=device)
+    y_t = torch.as_tensor(y, device=device)
+
+    for epoch in range(1, epochs + 1):
+        loss = run.train_epoch(x_t, y_t, epoch=epoch)
+        if not math.isfinite(loss):
+            raise TrialDiverged(
+                f"refit: training loss became {loss} at epoch {epoch} "
+                f"(optimizer.lr={settings.optimizer.get('lr')}); lower optimizer.lr or "
+                "strengthen regularization"
+            )
+        logger.debug("refit epoch %d: train_loss = %.6g", epoch, loss)
+
+    return run.model.eval()
+
+
+def _cv_epoch(
+    runs: list[_Run],
+    validation: list[torch.Tensor],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    dataset: Dataset,
+    epoch: int,
+) -> EpochReport:
+    """Train every fold-model one epoch, score each on its validation part, and summarise."""
+    started = time.perf_counter()
+    fold_values: list[dict[str, float]] = []
+    for fold, (run, rows) in enumerate(zip(runs, validation, strict=True)):
+        loss = run.train_epoch(x, y, epoch=epoch)
+        if not math.isfinite(loss):
+            raise TrialDiverged(
+                f"fold {fold}: training loss became {loss} at epoch {epoch} "
+                f"(optimizer.lr={run.settings.optimizer.get('lr')}); lower optimizer.lr or "
+                "strengthen regularization"
+            )
+
+        outputs = run.predict(x, rows)
+        y_true = dataset.y_train[rows.cpu().numpy()]
+        values = compute_metrics(dataset.task, y_true, outputs, n_classes=dataset.n_classes)
+        fold_values.append({**{k: float(v) for k, v in values.items()}, "train_loss": loss})
+
+    keys = list(fold_values[0])
+    table = np.array([[f[k] for k in keys] for f in fold_values], dtype=np.float64)  # (k, M)
+    return EpochReport(
+        epoch=epoch,
+        folds=fold_values,
+        mean=dict(zip(keys, table.mean(axis=0).tolist(), strict=True)),
+        std=dict(zip(keys, table.std(axis=0).tolist(), strict=True)),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _check_run_settings(
+    *,
+    epochs: int,
+    patience: int | None,
+    objective: str,
+    mode: str,
+    task: str,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    if epochs < 1:
+        raise SpecError(f"training.epochs: got {epochs}, but it must be >= 1; raise it")
+    if patience is not None and patience < 1:
+        raise SpecError(
+            f"training.patience: got {patience}, but it must be >= 1, or null to never stop early"
+        )
+    if mode not in MODES:
+        raise SpecError(f"evaluation.mode: got {mode!r}, but it must be max or min")
+
+    allowed = (*metric_names(task), "train_loss")
+    if objective not in allowed:
+        raise SpecError(
+            f"evaluation.metric: got {objective!r}, but for {task} it must be one of "
+            f"{', '.join(allowed)}"
+        )
+    if not folds or any(len(train) == 0 or len(valid) == 0 for train, valid in folds):
+        raise SpecError(
+            "evaluation.folds: got an empty fold list or a fold with no training or validation "
+            "rows; build folds with trainers.folds.make_folds"
+        )
+
+
+def _improves(value: float, best: float, *, mode: str) -> bool:
+    """Whether ``value`` strictly beats ``best``; NaN never beats, and anything beats NaN."""
+    if math.isnan(value):
+        return False
+    if math.isnan(best):
+        return True
+    return value > best if mode == "max" else value < best
+
+
+def _squeeze_single(out: torch.Tensor) -> torch.Tensor:
+    """``(N, 1)`` regression outputs as ``(N,)``, to line up with ``(N,)`` targets."""
+    return out.squeeze(-1) if out.dim() == 2 and out.shape[-1] == 1 else out
+
+
+def _derive_seed(seed: int, *keys: int) -> int:
+    """A 64-bit seed for one random stream, independent of every other ``keys`` combination."""
+    entropy = [seed % 2**64, *(k % 2**32 for k in keys)]
+    return int(np.random.SeedSequence(entropy).generate_state(1, dtype=np.uint64)[0])
+
+
+@contextlib.contextmanager
+def _seeded(seed: int, *, device: torch.device) -> Iterator[None]:
+    """Run the body with torch's global generators seeded, restoring them afterwards.
+
+    Module construction and dropout draw from torch's global generators and offer no
+    ``generator=`` argument; forking keeps the caller's random state as it was.
+    """
+    cuda = (
+        [device.index if device.index is not None else torch.cuda.current_device()]
+        if (device.type == "cuda")
+        else []
+    )
+    with torch.random.fork_rng(devices=cuda):
+        torch.random.default_generator.manual_seed(seed)
+        for index in cuda:
+            with torch.cuda.device(index):
+                torch.cuda.manual_seed(seed)
+        yield
