@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, model_validator
 
+from nas.variants import grid_points
 from search_spaces.builder import ACTIVATIONS, CONNECTIVITIES, FAMILIES, POOLINGS
 from search_spaces.domains import (
     Domain,
@@ -264,7 +265,25 @@ class Spec(_Section):
         self.task = dataset_task
         self._check_evaluation()
         check_conditions(self.parameters())
+        self._check_search()
         return self
+
+    def _check_search(self) -> None:
+        search = self.search
+        if search.scheduler != "none" and search.grace_period > self.training.epochs:
+            raise ValueError(
+                f"search.grace_period: {search.grace_period} is more than training.epochs "
+                f"({self.training.epochs}), so {search.scheduler} could never stop a trial; "
+                "lower it"
+            )
+        if search.strategy == "grid":
+            # Enumerating the grid refuses continuous ranges and oversized grids, one line each.
+            size = len(grid_points([p for p in self.parameters() if p.searched]))
+            if search.trials is not None and search.trials < size:
+                raise ValueError(
+                    f"search.trials: {search.trials} is fewer than the {size} points of the "
+                    f"grid; leave search.trials out to run the whole grid, or use strategy random"
+                )
 
     def _check_evaluation(self) -> None:
         evaluation = self.evaluation

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.numbering import trial_number
 from nas.strategies import sampled_values
 from search_spaces.builder import build_model, count_parameters
 from search_spaces.parameters import Parameter, resolve
@@ -41,16 +42,6 @@ class TrialData:
 
     dataset: Dataset
     folds: tuple[tuple[np.ndarray, np.ndarray], ...]
-
-
-def trial_number(trial_id: str) -> int:
-    """Tune names trials `<experiment>_<00007>`; the suffix is the trial's number."""
-    suffix = trial_id.rsplit("_", 1)[-1]
-    return (
-        int(suffix)
-        if suffix.isdigit()
-        else int(hashlib.sha256(trial_id.encode()).hexdigest()[:8], 16)
-    )
 
 
 def trial_seed(search_seed: int, number: int) -> int:
@@ -89,7 +80,7 @@ def train_candidate(config: dict[str, Any], *, data: TrialData, settings: TrialS
     # PyTorch would otherwise start one thread per core and fight the other trials for them.
     torch.set_num_threads(settings.threads)
 
-    number = trial_number(tune.get_context().get_trial_id())
+    number = trial_number(config, tune.get_context().get_trial_id())
     seed = trial_seed(settings.search_seed, number)
     candidate = resolve(settings.parameters, sampled_values(config))
     dataset = data.dataset

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
+from nas.numbering import TRIAL_NUMBER_KEY
 from search_spaces.domains import (
     Choice,
     Domain,
@@ -203,7 +204,9 @@ class BayesianSearch(Searcher):
         ((index, ax_values),) = suggestions.items()
         self._trial_index[trial_id] = index
         self._open.add(trial_id)
-        return self._decode(ax_values)
+        # Ax numbers its trials 0, 1, 2, ... in the order it proposed them: a stable trial
+        # number for seeding, which Tune's random trial ids for searchers are not.
+        return {**self._decode(ax_values), TRIAL_NUMBER_KEY: index}
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False

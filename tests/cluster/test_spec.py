@@ -60,7 +60,7 @@ def test_validate_command_names_the_searched_parameters(tmp_path, capsys):
         model={"family": "mlp", "depth": {"int": [1, 3]}},
         optimizer={"lr": {"log": [1.0e-3, 1.0e-1]}},
         evaluation={"metric": "f1"},
-        search={"strategy": "grid"},
+        search={"strategy": "random"},
     )
     path = _write(tmp_path, raw)
 
@@ -68,7 +68,7 @@ def test_validate_command_names_the_searched_parameters(tmp_path, capsys):
 
     out, _ = capsys.readouterr()
     assert out == (
-        f"{path}: valid; grid search over 2 parameters (model.depth, optimizer.lr), "
+        f"{path}: valid; random search over 2 parameters (model.depth, optimizer.lr), "
         "objective f1_mean (max)\n"
     )
 

@@ -21,6 +21,7 @@ from nas.bayesian import (
     _dimensions,
     _space_size,
 )
+from nas.numbering import TRIAL_NUMBER_KEY
 from nas.strategies import build_scheduler, build_search, sampled_values
 from search_spaces.domains import Choice, Fixed, FloatRange, IntRange, LogRange
 from search_spaces.errors import SpecError, StoreError
@@ -71,6 +72,8 @@ def test_suggestions_are_plain_values_within_bounds() -> None:
         search.on_trial_complete(f"t{i}", {"accuracy": _score(config), "last_report": True})
         configs.append(config)
 
+    # Each config carries Ax's trial index as the trial's stable number, after the parameters.
+    assert [config.pop(TRIAL_NUMBER_KEY) for config in configs] == [0, 1, 2, 3]
     for config in configs:
         assert list(config) == SEARCHED
         assert type(config["model.depth"]) is int and 1 <= config["model.depth"] <= 4
@@ -304,6 +307,7 @@ def test_save_and_restore_continue_the_same_experiment(tmp_path: Path) -> None:
     assert _statuses(resumed) == ["COMPLETED"] * 3
 
     config = resumed.suggest("t3")
+    assert config.pop(TRIAL_NUMBER_KEY) == 3
     assert list(config) == SEARCHED
     summary = resumed.client.summarize()
     assert summary["trial_index"].tolist() == [0, 1, 2, 3]

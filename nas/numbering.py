@@ -1,0 +1,28 @@
+"""A stable number for each trial of a search, whatever the strategy.
+
+Trial seeds are derived from the search seed and this number, so the same spec and seed give
+the same trials. Tune names the trials of its variant generator `<experiment>_<00007>`; a
+searcher's trials get random ids instead, so searchers put the number in the config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Config key under which a searcher passes the trial's number; not a searched parameter.
+TRIAL_NUMBER_KEY = "trial_number"
+
+
+def trial_number(config: Mapping[str, Any], trial_id: str) -> int:
+    """The number a searcher put in `config`, else the variant generator's id suffix."""
+    if TRIAL_NUMBER_KEY in config:
+        return int(config[TRIAL_NUMBER_KEY])
+
+    suffix = trial_id.rsplit("_", 1)[-1]
+    if not suffix.isdigit():
+        raise ValueError(
+            f"trial {trial_id!r} has no number: its id has no numeric suffix and its config no "
+            f"{TRIAL_NUMBER_KEY!r}; a new strategy must put one in the configs it suggests"
+        )
+    return int(suffix)
