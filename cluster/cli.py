@@ -96,13 +96,15 @@ def _validate(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import yaml
 
-    from cluster.driver import run_search
     from cluster.rundir import new_run_dir
+    from cluster.runtime import use_loopback_only
     from cluster.spec import apply_overrides, parse_spec, read_spec_file
 
     overrides = _overrides(args)
     raw = apply_overrides(read_spec_file(args.spec), overrides)
     spec = parse_spec(raw, source=args.spec)
+    if spec.cluster.address is None:
+        use_loopback_only()
     run_dir = new_run_dir(spec, output=args.output)
     # The copy kept in the run directory is the spec as run: overrides written in.
     spec_text = (
@@ -111,6 +113,8 @@ def _run(args: argparse.Namespace) -> int:
         else Path(args.spec).read_text(encoding="utf-8")
     )
     _quiet_ray()
+
+    from cluster.driver import run_search
 
     stream = None if args.quiet else sys.stdout
     summary = run_search(spec, run_dir=run_dir, spec_text=spec_text, stream=stream)

@@ -9,12 +9,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from search_spaces.errors import SpecError, StoreError
+from trainers.atomic import write_atomically
 
 if TYPE_CHECKING:
     from cluster.spec import Spec
@@ -40,9 +40,7 @@ def new_run_dir(spec: Spec, *, output: str | None) -> Path:
 def write_spec_copy(run_dir: Path, spec_text: str) -> None:
     """Keep the spec beside its results, written atomically (a temp file, then a rename)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    temporary = run_dir / f".{SPEC_FILE}.tmp"
-    temporary.write_text(spec_text, encoding="utf-8")
-    os.replace(temporary, run_dir / SPEC_FILE)
+    write_atomically(run_dir / SPEC_FILE, lambda file: file.write(spec_text.encode("utf-8")))
 
 
 def load_run_spec(run_dir: Path) -> Spec:

@@ -2,12 +2,18 @@
 
 By default a search starts a private Ray on this machine, bound to the loopback address with the
 dashboard off, so nothing listens on a public interface unless the user asks for it.
+
+Ray 2.60 resolves a node address of 127.0.0.1 to the machine's network address and listens
+there; only its single-machine mode (the one it uses on macOS and Windows, switched on by an
+environment variable that Ray reads when it is first imported) keeps every server on loopback.
+So `use_loopback_only()` must run before anything imports ray.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -17,6 +23,19 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 logger = logging.getLogger(__name__)
+
+# Ray's switch for its single-machine mode; "0" keeps every Ray server on the loopback address.
+SINGLE_MACHINE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def use_loopback_only() -> None:
+    """Make the next local Ray listen on 127.0.0.1 only; call before ray is first imported."""
+    if "ray" in sys.modules and os.environ.get(SINGLE_MACHINE_ENV) != "0":
+        logger.warning(
+            "ray was imported before archsearch could ask it to stay on loopback; the local "
+            "Ray may listen on this machine's network address"
+        )
+    os.environ.setdefault(SINGLE_MACHINE_ENV, "0")
 
 
 class ClusterError(ArchsearchError, ConnectionError):
@@ -41,7 +60,6 @@ def ray_session(*, address: str | None, dashboard: bool = False) -> Iterator[boo
         if address is None:
             ray.init(
                 address="local",
-                _node_ip_address="127.0.0.1",
                 include_dashboard=dashboard,
                 logging_level=logging.WARNING,
                 log_to_driver=False,

@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import numbers
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +35,7 @@ import pyarrow.parquet as pq
 from search_spaces.domains import did_you_mean
 from search_spaces.errors import StoreError
 from search_spaces.parameters import Parameter, value_kind
+from trainers.atomic import sync_folder, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -451,24 +450,11 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
 
 
 def _replace_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """Write a dot-file beside `path` with `write(file)`, sync it, then rename it over `path`."""
+    """`write_atomically`, with its failures reported as a StoreError naming the file."""
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
+        write_atomically(path, write)
+    except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"results store: cannot write {path} ({_first_line(exc)})") from exc
-
-    try:
-        with os.fdopen(fd, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException as exc:
-        _discard(Path(temp))
-        if isinstance(exc, (OSError, pa.ArrowException)):
-            raise StoreError(f"results store: cannot write {path} ({_first_line(exc)})") from exc
-        raise
-    _sync_folder(path.parent)
 
 
 def _remove(path: Path) -> None:
@@ -478,29 +464,7 @@ def _remove(path: Path) -> None:
         return
     except OSError as exc:
         raise StoreError(f"results store: cannot replace {path} ({_first_line(exc)})") from exc
-    _sync_folder(path.parent)
-
-
-def _discard(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        # A leftover dot-file is harmless: readers skip it and the next write uses a new name.
-        logger.debug("could not remove temporary file %s", path)
-
-
-def _sync_folder(folder: Path) -> None:
-    """Make a rename durable; some systems cannot open folders, and then there is nothing to do."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    sync_folder(path.parent)
 
 
 def _check_unique(names: Sequence[str], *, table: str) -> None:

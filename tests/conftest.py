@@ -6,6 +6,9 @@ import os
 
 import pytest
 
+# Before any test module imports ray: keep the tests' Ray on the loopback address.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 
 @pytest.fixture(scope="session")
 def local_ray():
@@ -18,7 +21,6 @@ def local_ray():
             address="local",
             num_cpus=2,
             include_dashboard=False,
-            _node_ip_address="127.0.0.1",
             log_to_driver=False,
         )
     yield ray

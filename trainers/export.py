@@ -10,11 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 import torch
@@ -22,6 +20,7 @@ from torch import nn
 
 from search_spaces.builder import count_parameters
 from search_spaces.errors import ArchsearchError
+from trainers.atomic import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ def export_model(
 
     model_path = Path(path)
     model_path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(model_path, lambda f: torch.jit.save(scripted, f))
+    write_atomically(model_path, lambda f: torch.jit.save(scripted, f))
 
     description = {
         **metadata,
@@ -84,7 +83,7 @@ def export_model(
         text = json.dumps(description, indent=2, sort_keys=True, default=_jsonable)
     except (TypeError, ValueError) as error:
         raise ExportError(f"metadata: {error}; pass numbers, strings, lists and dicts") from error
-    _atomic_write(description_path(model_path), lambda f: f.write(text.encode()))
+    write_atomically(description_path(model_path), lambda f: f.write(text.encode()))
 
     logger.info("exported %s (%d parameters)", model_path, description["parameters"])
     return json.loads(text)
@@ -169,20 +168,6 @@ def _check_agreement(
             f"beyond atol={ATOL} and rtol={RTOL}; the forward must not depend on Python state "
             "that TorchScript drops"
         )
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it into place."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _sha256(path: Path) -> str:
