@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from search_spaces.errors import ArchsearchError
+from search_spaces.errors import ArchsearchError, SpecError
 
 EXIT_USAGE = 2
 
@@ -45,7 +45,14 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run the search a spec describes, then export the best")
-    run.add_argument("spec", help="the YAML search spec")
+    run.add_argument(
+        "spec", nargs="?", help="the YAML search spec (with --resume: optional, must match)"
+    )
+    run.add_argument(
+        "--resume",
+        metavar="RUN_DIR",
+        help="go on with the search in RUN_DIR; the trials it finished are not run again",
+    )
     run.add_argument("--trials", type=int, help="override search.trials")
     run.add_argument("--seed", type=int, help="override seed")
     run.add_argument("--output", help="run directory (default: <cluster.storage>/<name>-<time>)")
@@ -58,10 +65,28 @@ def _parser() -> argparse.ArgumentParser:
     validate.add_argument("spec")
     validate.set_defaults(command=_validate)
 
-    results = commands.add_parser("results", help="the best trials of a run, with mean +- std")
+    results = commands.add_parser(
+        "results", help="the trials of a run, best first: filter, sort, top-k, table/CSV/JSON"
+    )
     results.add_argument("run_dir")
-    results.add_argument("--top", type=int, default=10, help="how many trials to show")
+    results.add_argument(
+        "--top", type=int, help="how many trials to show (default 10 as a table, all otherwise)"
+    )
+    results.add_argument(
+        "--where",
+        help='keep trials that match, e.g. "param.model.depth >= 2 and status == completed"',
+    )
+    results.add_argument("--sort", metavar="COLUMN", help="sort by this column, not the objective")
+    results.add_argument("--desc", action="store_true", help="with --sort: largest first")
+    results.add_argument("--format", choices=("table", "csv", "json"), default="table")
     results.set_defaults(command=_results)
+
+    report = commands.add_parser(
+        "report", help="write report.html and PNG figures: who won, by how much, and why"
+    )
+    report.add_argument("run_dir")
+    report.add_argument("-o", "--output", help="folder to write (default RUN_DIR/report)")
+    report.set_defaults(command=_report)
 
     export = commands.add_parser("export", help="refit the best config and write TorchScript")
     export.add_argument("run_dir")
@@ -101,26 +126,39 @@ def _run(args: argparse.Namespace) -> int:
     from cluster.spec import apply_overrides, parse_spec, read_spec_file
 
     overrides = _overrides(args)
-    raw = apply_overrides(read_spec_file(args.spec), overrides)
-    spec = parse_spec(raw, source=args.spec)
+    if args.resume is not None:
+        spec, run_dir = _resumed_spec(args, overrides)
+        spec_text = ""
+    else:
+        if args.spec is None:
+            raise SpecError("spec: give the YAML spec to run, or --resume RUN_DIR")
+        raw = apply_overrides(read_spec_file(args.spec), overrides)
+        spec = parse_spec(raw, source=args.spec)
+        run_dir = new_run_dir(spec, output=args.output)
+        # The copy kept in the run directory is the spec as run: overrides written in.
+        spec_text = (
+            yaml.safe_dump(raw, sort_keys=False)
+            if overrides
+            else Path(args.spec).read_text(encoding="utf-8")
+        )
     if spec.cluster.address is None:
         use_loopback_only()
-    run_dir = new_run_dir(spec, output=args.output)
-    # The copy kept in the run directory is the spec as run: overrides written in.
-    spec_text = (
-        yaml.safe_dump(raw, sort_keys=False)
-        if overrides
-        else Path(args.spec).read_text(encoding="utf-8")
-    )
     _quiet_ray()
 
     from cluster.driver import run_search
 
     stream = None if args.quiet else sys.stdout
-    summary = run_search(spec, run_dir=run_dir, spec_text=spec_text, stream=stream)
+    summary = run_search(
+        spec,
+        run_dir=run_dir,
+        spec_text=spec_text,
+        stream=stream,
+        resume=args.resume is not None,
+    )
+    resumed = f", {summary.resumed} done before the resume" if summary.resumed else ""
     print(
-        f"search finished: {summary.trials} trials ({summary.stopped_early} stopped early) "
-        f"in {summary.seconds:.0f}s; results in {run_dir}"
+        f"search finished: {summary.trials} trials ({summary.stopped_early} stopped early"
+        f"{resumed}) in {summary.seconds:.0f}s; results in {run_dir}"
     )
     _print_results(run_dir, top=5)
 
@@ -129,8 +167,59 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _resumed_spec(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[Any, Path]:
+    """The spec of the run to resume, checked against the one given (if any), and its folder."""
+    from cluster.resume import check_same_spec
+    from cluster.rundir import SPEC_FILE, check_resumable
+    from cluster.spec import apply_overrides, parse_spec, read_spec_file
+
+    run_dir = Path(args.resume)
+    if args.output is not None and Path(args.output) != run_dir:
+        raise SpecError(
+            f"--output: {args.output} differs from --resume {run_dir}; a resumed search "
+            "writes into its own run directory, so leave --output out"
+        )
+    check_resumable(run_dir)
+    started = parse_spec(read_spec_file(run_dir / SPEC_FILE), source=str(run_dir / SPEC_FILE))
+
+    source = args.spec if args.spec is not None else run_dir / SPEC_FILE
+    given = parse_spec(apply_overrides(read_spec_file(source), overrides), source=str(source))
+    check_same_spec(started, given, run_dir=run_dir)
+    # Where it runs may change (cluster.address); everything else is the run's own spec.
+    return given, run_dir
+
+
 def _results(args: argparse.Namespace) -> int:
-    _print_results(Path(args.run_dir), top=args.top)
+    if args.where is None and args.sort is None and args.format == "table":
+        _print_results(Path(args.run_dir), top=10 if args.top is None else args.top)
+        return 0
+
+    from cluster.query import format_trials, select_trials
+
+    run_dir = Path(args.run_dir)
+    top = 10 if args.top is None and args.format == "table" else args.top
+    rows, ranked, schema = select_trials(
+        run_dir, where=args.where, sort=args.sort, descending=args.desc, top=top
+    )
+    extra = [args.sort] if args.sort else []
+    print(
+        format_trials(
+            rows, fmt=args.format, run_dir=run_dir, ranked=ranked, schema=schema, extra=extra
+        )
+    )
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cluster.report import write_report
+
+    run_dir = Path(args.run_dir)
+    report = write_report(run_dir, output=Path(args.output) if args.output else None)
+    print(f"wrote {report.html} with {len(report.figures)} figures:")
+    for figure in report.figures:
+        print(f"  {figure.path}  {figure.title}")
+    for note in report.notes:
+        print(f"note: {note}")
     return 0
 
 
@@ -160,8 +249,6 @@ def _export_run(run_dir: Path, *, output: str | None) -> None:
 
 def _quiet_ray() -> None:
     """Keep Ray's own console output from burying ours."""
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    for name in ("ray", "ray.tune", "ray.train"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    from cluster.progress import tame_ray_console
+
+    tame_ray_console()

@@ -10,25 +10,31 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from cluster.progress import ProgressReporter
 from cluster.recorder import StoreRecorder
-from cluster.rundir import write_spec_copy
+from cluster.resume import finished_trials
+from cluster.rundir import STRATEGY_STATE_FILE, hold_run_dir, write_spec_copy
 from cluster.runtime import available_cpus, ray_session
 from cluster.store import ResultsStore
+from cluster.tracking import check_tracking, tracking_callbacks
 from cluster.trainable import TrialData, TrialSettings, train_candidate
 from nas.strategies import build_scheduler, build_search, sampled_values
 from search_spaces.builder import build_model
 from search_spaces.domains import Domain, domain_values
 from search_spaces.parameters import resolve
 from trainers.datasets import Dataset, check_dataset, load_dataset, take_subset
-from trainers.folds import make_folds
+from trainers.folds import dataset_folds
+from trainers.inputs import model_arguments
 from trainers.metrics import metric_names
 
 if TYPE_CHECKING:
+    from ray.tune import Callback
+
     from cluster.spec import Spec
 
 logger = logging.getLogger(__name__)
@@ -42,13 +48,19 @@ class SearchSummary:
     trials: int
     stopped_early: int
     seconds: float
+    # Trials an earlier run of a resumed search had finished; not counted in `trials`.
+    resumed: int = 0
 
 
 def load_search_data(spec: Spec) -> tuple[Dataset, Dataset]:
     """(all training data with its test split, the part the search trains on)."""
     data = spec.data
     dataset = load_dataset(
-        data.dataset, seed=spec.seed, test_fraction=data.test_fraction, path=data.path
+        data.dataset,
+        seed=spec.seed,
+        test_fraction=data.test_fraction,
+        path=data.path,
+        **data.source_options(),
     )
     check_dataset(dataset)
     search_data = (
@@ -64,35 +76,54 @@ def check_models_build(spec: Spec, dataset: Dataset) -> None:
     build_model(
         candidate["model"],
         dropout=candidate["regularization"]["dropout"],
-        input_shape=dataset.input_shape,
         n_outputs=dataset.n_outputs,
+        **model_arguments(dataset),
     )
 
 
 def run_search(
-    spec: Spec, *, run_dir: Path, spec_text: str, stream: TextIO | None
+    spec: Spec,
+    *,
+    run_dir: Path,
+    spec_text: str,
+    stream: TextIO | None,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
 ) -> SearchSummary:
-    """Run the whole search of `spec`, writing results into `run_dir`."""
+    """Run the whole search of `spec`, writing results into `run_dir`.
+
+    With `resume`, go on with the search `run_dir` holds (see `cluster.resume`): the trials in
+    its store are not run again. `callbacks` are extra Tune callbacks, run after the store's.
+    """
     from ray import tune
 
     started = time.monotonic()
     _, search_data = load_search_data(spec)
-    folds = make_folds(
-        search_data.y_train,
+    # Shuffled (stratified) k-fold, or time-ordered folds for a series.
+    folds = dataset_folds(
+        search_data,
         n_folds=spec.evaluation.folds,
-        task=spec.task,
         stratified=bool(spec.evaluation.stratified),
         seed=spec.seed,
     )
     check_models_build(spec, search_data)
-    write_spec_copy(run_dir, spec_text)
+    check_tracking(spec)
+    if not resume:
+        write_spec_copy(run_dir, spec_text)
+    # Held until the search ends; a second driver on this run directory is refused.
+    lock = hold_run_dir(run_dir)
 
     parameters = spec.parameters()
     metrics = metric_names(spec.task)
     store = ResultsStore(run_dir, parameters=parameters, metrics=metrics)
+    finished = None
+    if resume:
+        # Rows of trials that were being written when the driver died; they run again.
+        store.remove_uncommitted()
+        finished = finished_trials(store, metric=spec.evaluation.metric)
     resources = spec.resources
 
-    with ray_session(address=spec.cluster.address, dashboard=spec.cluster.dashboard):
+    with lock, ray_session(address=spec.cluster.address, dashboard=spec.cluster.dashboard):
         concurrency = spec.search.concurrency or max(
             1, math.floor(available_cpus() / resources.cpus_per_trial)
         )
@@ -104,6 +135,8 @@ def run_search(
             mode=spec.mode,
             seed=spec.seed,
             max_concurrent=concurrency,
+            finished=finished,
+            state_path=str(run_dir / STRATEGY_STATE_FILE),
         )
         scheduler = build_scheduler(
             spec.search.scheduler,
@@ -122,15 +155,27 @@ def run_search(
             n_folds=len(folds),
             strategy=spec.search.strategy,
             scheduler=spec.search.scheduler,
+            objective=spec.objective,
         )
         reporter = ProgressReporter(
-            stream, objective=spec.objective, mode=spec.mode, total=plan.total_trials
+            stream,
+            objective=spec.objective,
+            mode=spec.mode,
+            # Counts this run's trials: a resumed search runs only those not done yet.
+            total=plan.total_trials - len(finished or {}),
+            concurrency=concurrency,
+            epochs=spec.training.epochs,
         )
         reporter.say(
             f"search {spec.name}: {spec.search.strategy} + {spec.search.scheduler}, "
             f"{plan.total_trials} trials, {concurrency} at a time, {len(folds)} folds on "
             f"{len(search_data.y_train)} samples, objective {spec.objective} ({spec.mode})"
         )
+        if finished is not None:
+            reporter.say(
+                f"resuming {run_dir}: {len(finished)} trials done, "
+                f"{max(plan.total_trials - len(finished), 0)} to run"
+            )
 
         settings = TrialSettings(
             parameters=tuple(parameters),
@@ -162,17 +207,25 @@ def run_search(
                 name="tune",
                 storage_path=str(run_dir.resolve()),
                 verbose=0,
-                callbacks=[recorder, reporter],
-                failure_config=tune.FailureConfig(max_failures=0),
+                callbacks=[recorder, reporter, *tracking_callbacks(spec), *callbacks],
+                # Only a dead worker reaches Tune as a failure: the trainable turns its own
+                # errors into a last report (cluster.trainable), since a retry would fail again.
+                failure_config=tune.FailureConfig(max_failures=spec.search.max_retries),
+                # A retry needs the last epoch's state only.
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
-        tuner.fit()
+        if finished and len(finished) >= plan.total_trials:
+            reporter.say(f"all {len(finished)} trials of {run_dir} are done; nothing to resume")
+        else:
+            tuner.fit()
 
     return SearchSummary(
         run_dir=run_dir,
         trials=len(recorder.written),
         stopped_early=reporter.stopped_early,
         seconds=time.monotonic() - started,
+        resumed=len(finished or {}),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,35 +46,55 @@ def best_trials_table(run_dir: Path, *, top: int) -> str:
     """A plain-text table of the `top` best trials: objective mean +- std and searched params."""
     spec = load_run_spec(run_dir)
     ranked = ranked_trials(run_dir, spec)
+    counts = status_counts(ranked)
+    return trials_table(
+        ranked[:top], spec, ranked=ranked, title=f"{run_dir}: {len(ranked)} trials ({counts})"
+    )
+
+
+def trials_table(
+    rows: list[dict[str, Any]],
+    spec: Spec,
+    *,
+    ranked: list[dict[str, Any]],
+    title: str,
+    extra: Sequence[str] = (),
+) -> str:
+    """`rows` as a plain-text table under `title`; `rank` is each row's place in `ranked`.
+
+    The columns: rank, trial, status, the objective's fold mean +- std, epochs, parameter
+    count, the searched parameters, then any `extra` columns of the trials table.
+    """
+    rank_of = {row["trial_id"]: rank for rank, row in enumerate(ranked, start=1)}
     searched = [f"param.{p.name}" for p in spec.parameters() if p.searched]
+    extra = [name for name in extra if name not in searched]
     metric = spec.evaluation.metric
 
     header = ["rank", "trial", "status", f"{metric} (mean +- std)", "epochs", "params"]
-    header += [name.removeprefix("param.") for name in searched]
+    header += [name.removeprefix("param.") for name in [*searched, *extra]]
     lines = [header]
-    for rank, row in enumerate(ranked[:top], start=1):
+    for row in rows:
         score = f"{row[spec.objective]:.4f} +- {row[f'{metric}_std']:.4f}"
         line = [
-            str(rank),
+            str(rank_of.get(row["trial_id"], "-")),
             row["trial_id"],
             row["status"],
             score,
             str(row["epochs_run"]),
             str(row.get("params_count") or "-"),
         ]
-        line += [_show(row.get(name)) for name in searched]
+        line += [_show(row.get(name)) for name in [*searched, *extra]]
         lines.append(line)
 
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
     text = [
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True))
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         for line in lines
     ]
-    counts = _status_counts(ranked)
-    return "\n".join([f"{run_dir}: {len(ranked)} trials ({counts})", *text])
+    return "\n".join([title, *text])
 
 
-def _status_counts(rows: list[dict[str, Any]]) -> str:
+def status_counts(rows: list[dict[str, Any]]) -> str:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

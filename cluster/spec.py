@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, model_validator
 
 from nas.variants import grid_points
-from search_spaces.builder import ACTIVATIONS, CONNECTIVITIES, FAMILIES, POOLINGS
+from search_spaces.builder import (
+    ACTIVATIONS,
+    CELLS,
+    CONNECTIVITIES,
+    FAMILIES,
+    POOLINGS,
+    SUMMARIES,
+)
 from search_spaces.domains import (
     Domain,
     Fixed,
@@ -29,7 +36,7 @@ from search_spaces.domains import (
 )
 from search_spaces.errors import SpecError
 from search_spaces.parameters import Parameter, check_conditions, flatten
-from trainers.datasets import DATASETS
+from trainers.datasets import DATASET_KINDS, DATASETS
 from trainers.metrics import METRICS, metric_names
 from trainers.optim import OPTIMIZERS, SCHEDULES
 
@@ -42,6 +49,23 @@ COMMON_MODEL_FIELDS = ("depth", "width", "activation", "connectivity", "batch_no
 FAMILY_FIELDS = {
     "mlp": COMMON_MODEL_FIELDS,
     "cnn": (*COMMON_MODEL_FIELDS, "channels", "kernel_size", "pooling", "convs_per_stage"),
+    "rnn": (
+        "depth",
+        "width",
+        "cell",
+        "bidirectional",
+        "embedding_dim",
+        "summary",
+        "layer_dropout",
+    ),
+}
+
+# Data options that only datasets of one kind read.
+KIND_OPTIONS = {
+    "max_length": "text",
+    "min_frequency": "text",
+    "window": "series",
+    "horizon": "series",
 }
 
 
@@ -82,6 +106,12 @@ class DataSection(_Section):
     subset: int | None = Field(default=None, ge=10)
     test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
     path: str | None = None
+    # text: tokens kept per row, and how often a token must occur to get its own id
+    max_length: int | None = Field(default=None, ge=1, le=10_000)
+    min_frequency: int | None = Field(default=None, ge=1)
+    # series: steps per input window, and how many steps ahead to forecast
+    window: int | None = Field(default=None, ge=2, le=10_000)
+    horizon: int | None = Field(default=None, ge=1, le=10_000)
 
     @model_validator(mode="after")
     def _known_dataset(self) -> DataSection:
@@ -91,7 +121,24 @@ class DataSection(_Section):
                 f"{did_you_mean(self.dataset, list(DATASETS))}; "
                 f"available: {', '.join(DATASETS)}"
             )
+        kind = DATASET_KINDS[self.dataset]
+        for option, owner in KIND_OPTIONS.items():
+            if getattr(self, option) is not None and owner != kind:
+                raise ValueError(
+                    f"data.{option}: applies to {owner} datasets but {self.dataset} is {kind}; "
+                    "remove it"
+                )
         return self
+
+    @property
+    def kind(self) -> str:
+        """What a row of the dataset is: tabular, image, text or series."""
+        return DATASET_KINDS[self.dataset]
+
+    def source_options(self) -> dict[str, int]:
+        """The kind-specific options given, as keyword arguments of `load_dataset`."""
+        values = {option: getattr(self, option) for option in KIND_OPTIONS}
+        return {option: value for option, value in values.items() if value is not None}
 
 
 class ModelSection(_SearchableSection):
@@ -106,6 +153,11 @@ class ModelSection(_SearchableSection):
         "kernel_size": {"kind": int, "ge": 1, "le": 15},
         "pooling": {"kind": str, "options": POOLINGS},
         "convs_per_stage": {"kind": int, "ge": 1, "le": 8},
+        "cell": {"kind": str, "options": CELLS},
+        "bidirectional": {"kind": bool},
+        "embedding_dim": {"kind": int, "ge": 1},
+        "summary": {"kind": str, "options": SUMMARIES},
+        "layer_dropout": {"kind": float, "ge": 0.0, "lt": 1.0},
     }
 
     family: str
@@ -118,6 +170,11 @@ class ModelSection(_SearchableSection):
     kernel_size: SkipValidation[Domain] = Fixed(3)
     pooling: SkipValidation[Domain] = Fixed("max")
     convs_per_stage: SkipValidation[Domain] = Fixed(1)
+    cell: SkipValidation[Domain] = Fixed("lstm")
+    bidirectional: SkipValidation[Domain] = Fixed(False)
+    embedding_dim: SkipValidation[Domain] = Fixed(64)
+    summary: SkipValidation[Domain] = Fixed("last")
+    layer_dropout: SkipValidation[Domain] = Fixed(0.0)
 
     @model_validator(mode="after")
     def _fields_fit_family(self) -> ModelSection:
@@ -195,6 +252,8 @@ class SearchSection(_Section):
     concurrency: int | None = Field(default=None, ge=1)
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1.0)
+    # Times a trial whose worker process died is run again from its last epoch's checkpoint.
+    max_retries: int = Field(default=1, ge=0, le=100)
 
     @model_validator(mode="after")
     def _known_names(self) -> SearchSection:
@@ -238,6 +297,20 @@ class ClusterSection(_Section):
     dashboard: bool = False
 
 
+class MlflowSection(_Section):
+    # None: MLflow's own default (the MLFLOW_TRACKING_URI environment variable, if set).
+    tracking_uri: str | None = Field(default=None, min_length=1)
+    # None: the spec's name.
+    experiment: str | None = Field(default=None, min_length=1)
+
+
+class TrackingSection(_Section):
+    """Where else a search's numbers go: TensorBoard event files, an MLflow tracking store."""
+
+    tensorboard: bool = True
+    mlflow: MlflowSection | None = None
+
+
 class Spec(_Section):
     """A whole search: what to search, how to score it, and where to run it."""
 
@@ -253,6 +326,7 @@ class Spec(_Section):
     search: SearchSection = SearchSection()
     resources: ResourcesSection = ResourcesSection()
     cluster: ClusterSection = ClusterSection()
+    tracking: TrackingSection = TrackingSection()
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -263,6 +337,7 @@ class Spec(_Section):
                 f"{dataset_task}; set task: {dataset_task} or leave it out"
             )
         self.task = dataset_task
+        self._check_family_reads_data()
         self._check_evaluation()
         check_conditions(self.parameters())
         self._check_search()
@@ -284,6 +359,29 @@ class Spec(_Section):
                     f"search.trials: {search.trials} is fewer than the {size} points of the "
                     f"grid; leave search.trials out to run the whole grid, or use strategy random"
                 )
+
+    def _check_family_reads_data(self) -> None:
+        kind, family = self.data.kind, self.model.family
+        if kind == "text" and family != "rnn":
+            raise ValueError(
+                f"model.family: {family} cannot read the text of {self.data.dataset}; "
+                "use family rnn"
+            )
+        if kind == "series" and family == "cnn":
+            raise ValueError(
+                f"model.family: cnn needs images but {self.data.dataset} is a time series; "
+                "use family rnn or mlp"
+            )
+        if family == "rnn" and kind not in ("text", "series"):
+            raise ValueError(
+                f"model.family: rnn reads text or time series but {self.data.dataset} is "
+                f"{kind}; use family mlp or cnn"
+            )
+        if kind != "text" and "embedding_dim" in self.model.model_fields_set:
+            raise ValueError(
+                f"model.embedding_dim: only text is embedded but {self.data.dataset} is "
+                f"{kind}; remove it"
+            )
 
     def _check_evaluation(self) -> None:
         evaluation = self.evaluation
@@ -312,9 +410,13 @@ class Spec(_Section):
 
     def parameters(self) -> list[Parameter]:
         """The flat named parameters, fixed ones included (see search_spaces.parameters)."""
+        model = self.model.domains()
+        if self.data.kind != "text":
+            # Only token ids are embedded; a fixed size would be recorded but change nothing.
+            model.pop("embedding_dim", None)
         return flatten(
             {
-                "model": self.model.domains(),
+                "model": model,
                 "regularization": self.regularization.domains(),
                 "optimizer": self.optimizer.domains(),
             }
@@ -467,6 +569,8 @@ def format_validation_error(error: ValidationError, raw: dict[str, Any]) -> str:
             f"{location}: unknown value {show_value(value)}{did_you_mean(str(value), options)}; "
             f"valid values are {', '.join(options)}"
         )
+    if kind == "string_too_short":
+        return f"{location}: must not be empty; give a value or leave the key out"
     if kind == "string_too_long":
         return (
             f"{location}: {len(value)} characters is too long; use at most "
@@ -485,7 +589,13 @@ def _field_names(location: list[Any]) -> list[str]:
     model: type[BaseModel] = Spec
     for part in location:
         annotation = model.model_fields[str(part)].annotation
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+        # An optional section (`MlflowSection | None`) lists the fields of its section.
+        sections = [
+            a
+            for a in (annotation, *get_args(annotation))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
+        if not sections:
             return []
-        model = annotation
+        model = sections[0]
     return list(model.model_fields)

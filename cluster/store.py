@@ -201,6 +201,21 @@ class ResultsStore:
         """
         return set(self.read("trials").column("trial_id").to_pylist())
 
+    def remove_uncommitted(self) -> list[str]:
+        """Delete folds and epochs parts of trials without a trials part; returns their ids.
+
+        They are left by a crash inside `write_trial`. `read` skips them already; removing
+        them keeps other Arrow readers of the table folders from seeing their rows.
+        """
+        committed = {path.name for path in (self.run_dir / "trials").glob("part-*.parquet")}
+        removed: set[str] = set()
+        for table in ("folds", "epochs"):
+            for path in (self.run_dir / table).glob("part-*.parquet"):
+                if path.name not in committed:
+                    _remove(path)
+                    removed.add(path.name[len("part-") : -len(".parquet")])
+        return sorted(removed)
+
     def _part(self, table: str, trial_id: str) -> Path:
         return self.run_dir / table / f"part-{trial_id}.parquet"
 

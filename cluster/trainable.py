@@ -3,12 +3,29 @@
 Everything a trial needs but does not sample (the data, the folds, the fixed settings) is handed
 over once through `tune.with_parameters`, which puts it in Ray's object store a single time per
 search instead of pickling it into every trial.
+
+A trial ends in one of two ways, and Tune sees only the first as a failure:
+
+- its worker process dies (killed, out of memory, node lost): Tune retries the trial up to
+  `search.max_retries` times, and the retry goes on from the state saved after the last epoch
+  (`CHECKPOINT_FILE`, loaded with `weights_only=True`), so it gives the same numbers;
+- anything the trial itself raises (a diverged loss, a bug, a result without the objective) is
+  caught here and becomes a last report holding `TRIAL_STATUS` (`diverged` or `failed`),
+  `TRIAL_ERROR` (one line) and a NaN objective. Retrying would only fail again, so the search
+  goes on, and searchers and schedulers see the NaN: Ax marks the trial failed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -16,11 +33,32 @@ import numpy as np
 from nas.numbering import trial_number
 from nas.strategies import sampled_values
 from search_spaces.builder import build_model, count_parameters
+from search_spaces.errors import ArchsearchError
 from search_spaces.parameters import Parameter, resolve
+from trainers.inputs import model_arguments
 
 if TYPE_CHECKING:
     from trainers.datasets import Dataset
-    from trainers.loop import EpochReport
+    from trainers.loop import CVState, EpochReport
+
+logger = logging.getLogger(__name__)
+
+# Keys of the last report of a trial that raised; no epoch report holds them.
+TRIAL_STATUS = "trial_status"
+TRIAL_ERROR = "trial_error"
+
+# The file in each trial checkpoint: the fold-models, optimizers and history after an epoch.
+CHECKPOINT_FILE = "cv_state.pt"
+
+# (result, folder holding the state to go on from or None) -> sends it to Tune.
+Report = Callable[[dict[str, Any], "Path | None"], None]
+
+
+class MissingObjective(ArchsearchError, KeyError):
+    """A trial's report lacks the objective that strategies and schedulers rank by."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
 
 
 @dataclass(frozen=True)
@@ -75,41 +113,129 @@ def train_candidate(config: dict[str, Any], *, data: TrialData, settings: TrialS
     import torch
     from ray import tune
 
-    from trainers.loop import cross_validate
+    from trainers.loop import load_cv_state
 
     # PyTorch would otherwise start one thread per core and fight the other trials for them.
     torch.set_num_threads(settings.threads)
 
-    number = trial_number(config, tune.get_context().get_trial_id())
-    seed = trial_seed(settings.search_seed, number)
-    candidate = resolve(settings.parameters, sampled_values(config))
-    dataset = data.dataset
-    size = count_parameters(
-        build_model(
-            candidate["model"],
-            dropout=candidate["regularization"]["dropout"],
-            input_shape=dataset.input_shape,
-            n_outputs=dataset.n_outputs,
-        )
+    # A retry after the worker died: go on from the last epoch's state.
+    restored = None
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            restored = load_cv_state(Path(folder) / CHECKPOINT_FILE)
+
+    def report(result: dict[str, Any], folder: Path | None) -> None:
+        if folder is None:
+            tune.report(result)
+        else:
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(str(folder)))
+
+    score_candidate(
+        config,
+        data=data,
+        settings=settings,
+        trial_id=tune.get_context().get_trial_id(),
+        node=ray.get_runtime_context().get_node_id(),
+        report=report,
+        restored=restored,
     )
-    constant = {
+
+
+def score_candidate(
+    config: dict[str, Any],
+    *,
+    data: TrialData,
+    settings: TrialSettings,
+    trial_id: str,
+    node: str,
+    report: Report,
+    restored: CVState | None = None,
+) -> None:
+    """Score one trial's config by k-fold CV, sending every epoch to `report`.
+
+    Each epoch but the last goes out with a folder holding the state to go on from, deleted
+    once `report` returns. Whatever the training raises becomes a last report with
+    `TRIAL_STATUS` and `TRIAL_ERROR` instead of an exception (see the module docstring).
+    """
+    from trainers.loop import TrialDiverged, cross_validate, save_cv_state
+
+    number = trial_number(config, trial_id)
+    seed = trial_seed(settings.search_seed, number)
+    objective = f"{settings.metric}_mean"
+    constant: dict[str, Any] = {
         "trial_number": number,
         "trial_seed": seed,
-        "params_count": size,
-        "node": ray.get_runtime_context().get_node_id(),
+        "node": node,
+        # Lets a watcher tell which process runs the trial, e.g. to test that a killed
+        # worker's trial is retried.
+        "pid": os.getpid(),
     }
+    saved: list[Path] = []
 
-    def on_epoch(report: EpochReport) -> None:
-        tune.report({**epoch_result(report), **constant})
+    def on_checkpoint(state: CVState) -> None:
+        folder = Path(tempfile.mkdtemp(prefix="archsearch-state-"))
+        save_cv_state(state, folder / CHECKPOINT_FILE)
+        saved.append(folder)
 
-    cross_validate(
-        candidate,
-        dataset,
-        folds=list(data.folds),
-        epochs=settings.epochs,
-        patience=settings.patience,
-        objective=settings.metric,
-        mode=settings.mode,
-        seed=seed,
-        on_epoch=on_epoch,
-    )
+    def on_epoch(epoch: EpochReport) -> None:
+        result = {**epoch_result(epoch), **constant}
+        if objective not in result:
+            reported = sorted(key.removesuffix("_mean") for key in result if key.endswith("_mean"))
+            raise MissingObjective(
+                f"the trial reported no {objective}; it reported {', '.join(reported) or 'none'}"
+            )
+        folder = saved.pop() if saved else None
+        try:
+            report(result, folder)
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    try:
+        candidate = resolve(settings.parameters, sampled_values(config))
+        dataset = data.dataset
+        constant["params_count"] = count_parameters(
+            build_model(
+                candidate["model"],
+                dropout=candidate["regularization"]["dropout"],
+                n_outputs=dataset.n_outputs,
+                **model_arguments(dataset),
+            )
+        )
+        cross_validate(
+            candidate,
+            dataset,
+            folds=list(data.folds),
+            epochs=settings.epochs,
+            patience=settings.patience,
+            objective=settings.metric,
+            mode=settings.mode,
+            seed=seed,
+            on_epoch=on_epoch,
+            on_checkpoint=on_checkpoint,
+            resume=restored,
+        )
+    except Exception as error:  # every error of the trial's own making ends it, not the search
+        status = "diverged" if isinstance(error, TrialDiverged) else "failed"
+        if status == "failed":
+            logger.warning("trial %s failed", trial_id, exc_info=True)
+        report(
+            {
+                **constant,
+                TRIAL_STATUS: status,
+                TRIAL_ERROR: error_line(error),
+                objective: math.nan,
+                "last_report": True,
+            },
+            None,
+        )
+    finally:
+        for folder in saved:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def error_line(error: BaseException) -> str:
+    """One line for the store: `TypeName: the message's last line`."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return f"{type(error).__name__}: {lines[-1] if lines else 'no message'}"

@@ -7,6 +7,13 @@ last result comes back through `on_trial_complete`, and Ax fits its model on wha
 Ax sees its own names: parameter names without dots, and one metric called `AX_METRIC`, since
 Ax parses objectives with sympy, which rejects names such as `E` or `lambda`. Ax is imported
 inside the methods that need it (about 4 s), so importing this module costs only Ray.
+
+Given a `state_path`, the search saves Ax's state there after every new suggestion, before the
+trial can start. A search resumed after its driver died (`resume`) reloads it, is told the
+results the results store holds but Ax missed, and suggests the trials Ax had handed out but
+the store lacks (in flight when the driver died) again, with their configs and numbers,
+before anything new. The budget counts every Ax trial once, so the two runs together suggest
+`trial_limit` configs.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search import Searcher
 
-from nas.numbering import TRIAL_NUMBER_KEY
+from nas.numbering import TRIAL_NUMBER_KEY, FinishedTrial
 from search_spaces.domains import (
     Choice,
     Domain,
@@ -123,6 +130,8 @@ class BayesianSearch(Searcher):
         seed: Seeds Ax's initial Sobol points and its model fitting.
         max_trials: How many configs to suggest before `suggest` answers FINISHED (fewer
             when the space holds fewer distinct configs; see `trial_limit`).
+        state_path: Where to save the search after each new suggestion, for `resume`; None
+            saves nothing by itself (Tune may still call `save`).
 
     Each suggestion maps every searched parameter name (`optimizer.lr`) to a plain Python
     value: int for int ranges, float for real ranges, choice values as the spec lists them.
@@ -136,6 +145,7 @@ class BayesianSearch(Searcher):
         mode: str,
         seed: int,
         max_trials: int,
+        state_path: str | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise SpecError(f"evaluation.mode: must be min or max, got {mode!r}")
@@ -170,6 +180,13 @@ class BayesianSearch(Searcher):
         self._open: set[str] = set()
         self._client = self._new_client()
 
+        self._state_path = state_path
+        # Ax trials to hand out again, in order: in flight when an earlier driver died.
+        self._again: list[int] = []
+        # The last state `save` wrote, kept until the search changes: Tune saves the
+        # searcher far more often than it changes.
+        self._saved: str | None = None
+
     @property
     def client(self) -> Client:
         """The Ax client, for reading the experiment (e.g. `client.summarize()`)."""
@@ -182,7 +199,15 @@ class BayesianSearch(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """A config for a new trial; None when Ax needs results first; FINISHED when done."""
-        if self._exhausted or len(self._trial_index) >= self._trial_limit:
+        if self._again:
+            index = self._again.pop(0)
+            self._trial_index[trial_id] = index
+            self._open.add(trial_id)
+            self._saved = None
+            arm = self._client._experiment.trials[index].arm
+            return {**self._decode(arm.parameters), TRIAL_NUMBER_KEY: index}
+
+        if self._exhausted or len(set(self._trial_index.values())) >= self._trial_limit:
             return Searcher.FINISHED
 
         from ax.exceptions.core import DataRequiredError, OptimizationComplete
@@ -204,6 +229,10 @@ class BayesianSearch(Searcher):
         ((index, ax_values),) = suggestions.items()
         self._trial_index[trial_id] = index
         self._open.add(trial_id)
+        self._saved = None
+        if self._state_path is not None:
+            # Before the trial can start, so a resumed search knows every trial that ran.
+            self.save(self._state_path)
         # Ax numbers its trials 0, 1, 2, ... in the order it proposed them: a stable trial
         # number for seeding, which Tune's random trial ids for searchers are not.
         return {**self._decode(ax_values), TRIAL_NUMBER_KEY: index}
@@ -218,13 +247,69 @@ class BayesianSearch(Searcher):
         self._open.discard(trial_id)
         index = self._trial_index[trial_id]
         value, problem = _final_value(result, metric=self.metric, error=error)
+        stopped_early = result is not None and result.get("last_report") is False
+        self._tell(index, value, problem=problem, stopped_early=stopped_early)
 
+    def resume(self, finished: Mapping[int, FinishedTrial]) -> None:
+        """Go on with the search saved at `state_path`, whose finished trials are `finished`.
+
+        Ax is told the result of each finished trial it still has as running; the trials it
+        handed out that are not finished are suggested again, first. With nothing saved and
+        nothing finished (the driver died before the first suggestion) the search starts
+        anew.
+
+        Raises:
+            StoreError: There is no saved state to go on from, or it cannot be read.
+            SpecError: The saved search searched other parameters or another objective.
+        """
+        path = self._state_path
+        if path is None or not os.path.exists(path):
+            if not finished:
+                return
+            raise StoreError(
+                f"search: {len(finished)} trials are recorded but the Bayesian search's state "
+                f"({path}) is missing, so it cannot go on; start a new run"
+            )
+        self.restore(path)
+
+        trials = self._client._experiment.trials
+        unknown = sorted(set(finished) - set(trials))
+        if unknown:
+            raise StoreError(
+                f"search: trial {unknown[0]} is recorded but the Bayesian search saved at "
+                f"{path} never suggested it; the state does not belong to these results, so "
+                "start a new run"
+            )
+        for index, trial in sorted(trials.items()):
+            done = finished.get(index)
+            if done is None:
+                self._again.append(index)
+            elif not trial.status.is_terminal:
+                value, problem = _final_value(
+                    {self.metric: done.value}, metric=self.metric, error=False
+                )
+                self._tell(index, value, problem=problem, stopped_early=done.stopped_early)
+        # Results come back under the new trials' ids.
+        self._open.clear()
+        self._saved = None
+        logger.info(
+            "resuming a bayesian search: %d trials finished, %d to run again",
+            len(finished),
+            len(self._again),
+        )
+
+    def _tell(self, index: int, value: float, *, problem: str | None, stopped_early: bool) -> None:
+        """Hand Ax one trial's final value, or mark it failed when there is none."""
+        self._saved = None
+        if self._client._experiment.trials[index].status.is_terminal:
+            # Run again after a resume, but Ax had its result already.
+            return
         with _quiet_ax():
             if problem is not None:
                 # Never hand Ax a NaN or a missing value: it would fit its model to it.
-                logger.info("trial %s (Ax trial %d) failed: %s", trial_id, index, problem)
+                logger.info("Ax trial %d failed: %s", index, problem)
                 self._client.mark_trial_failed(index, failed_reason=problem)
-            elif result.get("last_report") is False:
+            elif stopped_early:
                 # A scheduler stopped it: the value is real but from fewer epochs.
                 self._client.attach_data(index, raw_data={AX_METRIC: value})
                 self._client.mark_trial_early_stopped(index)
@@ -233,23 +318,25 @@ class BayesianSearch(Searcher):
 
     def save(self, checkpoint_path: str) -> None:
         """Write the Ax experiment and the trial id map to one JSON file, atomically."""
-        with tempfile.TemporaryDirectory() as scratch:
-            ax_path = os.path.join(scratch, "ax.json")
-            with _quiet_ax():
-                self._client.save_to_json_file(ax_path)
-            ax_state = json.loads(Path(ax_path).read_text())
+        if self._saved is None:
+            with tempfile.TemporaryDirectory() as scratch:
+                ax_path = os.path.join(scratch, "ax.json")
+                with _quiet_ax():
+                    self._client.save_to_json_file(ax_path)
+                ax_state = json.loads(Path(ax_path).read_text())
 
-        state = {
-            "format": STATE_FORMAT,
-            "parameters": [d.name for d in self._dimensions],
-            "metric": self.metric,
-            "mode": self.mode,
-            "trial_index": self._trial_index,
-            "open": sorted(self._open),
-            "ax": ax_state,
-        }
+            state = {
+                "format": STATE_FORMAT,
+                "parameters": [d.name for d in self._dimensions],
+                "metric": self.metric,
+                "mode": self.mode,
+                "trial_index": self._trial_index,
+                "open": sorted(self._open),
+                "ax": ax_state,
+            }
+            self._saved = json.dumps(state)
         partial = f"{checkpoint_path}.partial"
-        Path(partial).write_text(json.dumps(state))
+        Path(partial).write_text(self._saved)
         os.replace(partial, checkpoint_path)
 
     def restore(self, checkpoint_path: str) -> None:
@@ -279,6 +366,8 @@ class BayesianSearch(Searcher):
         self._client = client
         self._trial_index = {str(k): int(v) for k, v in state["trial_index"].items()}
         self._open = set(state["open"])
+        self._again = []
+        self._saved = None
         logger.info(
             "resumed a bayesian search of %d trials, %d awaiting results",
             len(self._trial_index),

@@ -8,6 +8,7 @@ searcher's trials get random ids instead, so searchers put the number in the con
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 # Config key under which a searcher passes the trial's number; not a searched parameter.
@@ -26,3 +27,21 @@ def trial_number(config: Mapping[str, Any], trial_id: str) -> int:
             f"{TRIAL_NUMBER_KEY!r}; a new strategy must put one in the configs it suggests"
         )
     return int(suffix)
+
+
+@dataclass(frozen=True)
+class FinishedTrial:
+    """A trial an earlier run of the same search already finished and recorded.
+
+    A resumed search does not run it again; a strategy that learns from results (Bayesian) is
+    told `value` if the run that recorded the trial stopped before telling it.
+
+    Attributes:
+        number: The trial's number.
+        value: The objective of the trial's last report; NaN when it failed or diverged.
+        stopped_early: A scheduler stopped it before its last epoch.
+    """
+
+    number: int
+    value: float
+    stopped_early: bool = False

@@ -9,6 +9,11 @@ the trial code never depends on the strategy:
     bayesian  Ax's Bayesian optimisation, through nas.bayesian.BayesianSearch
 
 Ray and Ax are imported by the strategy that uses them, so importing this module is cheap.
+
+A search resumed after its driver died is planned with the trials already finished: grid and
+random draw the same configs under the same numbers again and skip the finished ones
+(`nas.resume`); Bayesian reloads Ax's state, saved after each suggestion, and is told the
+results it missed (`BayesianSearch.resume`). Either way the search runs `total_trials` in all.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from nas.numbering import FinishedTrial
 from nas.schedulers import SCHEDULERS, build_scheduler
 from nas.variants import GRID_KEY, grid_points, random_space, variant_generator
 from search_spaces.domains import did_you_mean
@@ -73,6 +79,8 @@ def build_search(
     mode: str,
     seed: int,
     max_concurrent: int,
+    finished: Mapping[int, FinishedTrial] | None = None,
+    state_path: str | None = None,
 ) -> SearchPlan:
     """Plan a search over the searched parameters (fixed ones are left to parameters.resolve).
 
@@ -84,9 +92,14 @@ def build_search(
         mode: "min" or "max".
         seed: Seeds every random draw of the strategy.
         max_concurrent: Most trials running at once; 0 for no limit.
+        finished: Resuming: the trials an earlier run of this search finished, by number
+            (maybe none); they are not run again. None for a new search.
+        state_path: A file where a strategy with state (Bayesian) keeps it after each
+            suggestion, and reads it back when `finished` is given. None keeps it nowhere.
 
     Raises:
         SpecError: the strategy is unknown or cannot search these parameters.
+        StoreError: resuming a Bayesian search whose state file is missing or damaged.
     """
     if strategy not in STRATEGIES:
         raise SpecError(
@@ -99,10 +112,16 @@ def build_search(
         raise SpecError(f"search.trials: {trials} must be >= 1, or left out")
 
     parameters = list(parameters)
+    resuming = finished is not None
+    finished = dict(finished or {})
     if strategy == "grid":
-        return _grid_plan(parameters, trials=trials, seed=seed, max_concurrent=max_concurrent)
+        return _grid_plan(
+            parameters, trials=trials, seed=seed, max_concurrent=max_concurrent, skip=finished
+        )
     if strategy == "random":
-        return _random_plan(parameters, trials=trials, seed=seed, max_concurrent=max_concurrent)
+        return _random_plan(
+            parameters, trials=trials, seed=seed, max_concurrent=max_concurrent, skip=finished
+        )
     return _bayesian_plan(
         parameters,
         trials=trials,
@@ -110,6 +129,8 @@ def build_search(
         mode=mode,
         seed=seed,
         max_concurrent=max_concurrent,
+        finished=finished if resuming else None,
+        state_path=state_path,
     )
 
 
@@ -128,7 +149,12 @@ def sampled_values(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _grid_plan(
-    parameters: list[Parameter], *, trials: int | None, seed: int, max_concurrent: int
+    parameters: list[Parameter],
+    *,
+    trials: int | None,
+    seed: int,
+    max_concurrent: int,
+    skip: Mapping[int, FinishedTrial],
 ) -> SearchPlan:
     from ray import tune
 
@@ -145,7 +171,7 @@ def _grid_plan(
 
     # The order of points is fixed by the spec, so the seed only matters for Tune's generator.
     return SearchPlan(
-        search_alg=variant_generator(seed=seed, max_concurrent=max_concurrent),
+        search_alg=variant_generator(seed=seed, max_concurrent=max_concurrent, skip=skip),
         param_space={GRID_KEY: tune.grid_search(points)},
         num_samples=1,
         total_trials=size,
@@ -153,11 +179,16 @@ def _grid_plan(
 
 
 def _random_plan(
-    parameters: list[Parameter], *, trials: int | None, seed: int, max_concurrent: int
+    parameters: list[Parameter],
+    *,
+    trials: int | None,
+    seed: int,
+    max_concurrent: int,
+    skip: Mapping[int, FinishedTrial],
 ) -> SearchPlan:
     total = trials if trials is not None else DEFAULT_TRIALS
     return SearchPlan(
-        search_alg=variant_generator(seed=seed, max_concurrent=max_concurrent),
+        search_alg=variant_generator(seed=seed, max_concurrent=max_concurrent, skip=skip),
         param_space=random_space(parameters),
         num_samples=total,
         total_trials=total,
@@ -172,13 +203,19 @@ def _bayesian_plan(
     mode: str,
     seed: int,
     max_concurrent: int,
+    finished: Mapping[int, FinishedTrial] | None,
+    state_path: str | None,
 ) -> SearchPlan:
     from ray.tune.search import ConcurrencyLimiter
 
     from nas.bayesian import BayesianSearch
 
     wanted = trials if trials is not None else DEFAULT_TRIALS
-    searcher = BayesianSearch(parameters, metric=metric, mode=mode, seed=seed, max_trials=wanted)
+    searcher = BayesianSearch(
+        parameters, metric=metric, mode=mode, seed=seed, max_trials=wanted, state_path=state_path
+    )
+    if finished is not None:
+        searcher.resume(finished)
     total = searcher.trial_limit
     search_alg = (
         ConcurrencyLimiter(searcher, max_concurrent=max_concurrent)

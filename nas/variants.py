@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from search_spaces.domains import (
@@ -38,11 +38,23 @@ GRID_KEY = "grid_point"
 MAX_GRID_POINTS = 1_000_000
 
 
-def variant_generator(*, seed: int, max_concurrent: int) -> BasicVariantGenerator:
-    """Tune's generator for grid and random search, drawing from its own seeded generator."""
+def variant_generator(
+    *, seed: int, max_concurrent: int, skip: Collection[int] = ()
+) -> BasicVariantGenerator:
+    """Tune's generator for grid and random search, drawing from its own seeded generator.
+
+    Trials whose numbers are in `skip` (done by an earlier run) are drawn but not run.
+    """
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    return BasicVariantGenerator(random_state=seed, max_concurrent=max(0, max_concurrent))
+    if not skip:
+        return BasicVariantGenerator(random_state=seed, max_concurrent=max(0, max_concurrent))
+
+    from nas.resume import SkippingVariantGenerator
+
+    return SkippingVariantGenerator(
+        skip=skip, random_state=seed, max_concurrent=max(0, max_concurrent)
+    )
 
 
 def tune_domain(domain: Domain) -> TuneDomain:

@@ -1,8 +1,9 @@
 """Turn the "model" section of one sampled config into a `torch.nn.Module`.
 
 Each family is one function in its own module, listed in `FAMILIES`. Its keyword arguments
-beyond `input_shape`, `n_outputs` and `dropout` are the keys of the "model" section it
-understands; those with defaults are optional. Adding a family means one new file and one
+beyond `input_shape`, `n_outputs`, `dropout` and `vocab_size` (taken only by families that read
+token ids) are the keys of the "model" section it understands; those with defaults are
+optional. Adding a family means one new file and one
 entry in `FAMILIES`.
 
 Building draws initial weights from torch's global generator; a caller that wants the same
@@ -23,12 +24,15 @@ from search_spaces.cnn import build_cnn
 from search_spaces.errors import SpecError
 from search_spaces.layers import ACTIVATIONS, CONNECTIVITIES, POOLINGS
 from search_spaces.mlp import build_mlp
+from search_spaces.rnn import CELLS, SUMMARIES, build_rnn
 
 __all__ = [
     "ACTIVATIONS",
+    "CELLS",
     "CONNECTIVITIES",
     "FAMILIES",
     "POOLINGS",
+    "SUMMARIES",
     "build_model",
     "count_parameters",
 ]
@@ -38,10 +42,11 @@ logger = logging.getLogger(__name__)
 FAMILIES: dict[str, Callable[..., nn.Module]] = {
     "mlp": build_mlp,
     "cnn": build_cnn,
+    "rnn": build_rnn,
 }
 
 # Passed by build_model itself, never read from the "model" section.
-_CALL_ARGS = frozenset({"input_shape", "n_outputs", "dropout"})
+_CALL_ARGS = frozenset({"input_shape", "n_outputs", "dropout", "vocab_size"})
 
 
 def build_model(
@@ -50,18 +55,22 @@ def build_model(
     dropout: float,
     input_shape: tuple[int, ...],
     n_outputs: int,
+    vocab_size: int | None = None,
 ) -> nn.Module:
     """Build the network that a resolved "model" section describes.
 
     Args:
         model: `family` plus that family's keys (`depth`, `width`, `activation`,
             `connectivity`, `batch_norm`, and for cnn `channels`, `kernel_size`, `pooling`,
-            `convs_per_stage`). Keys that only another family uses are ignored, so a section
+            `convs_per_stage`, for rnn `cell`, `bidirectional`, `embedding_dim`, `summary`,
+            `layer_dropout`). Keys that only another family uses are ignored, so a section
             searched over several families may carry them.
         dropout: the `regularization.dropout` probability.
         input_shape: shape of one example without the batch axis: `(F,)` for tables,
-            `(C, H, W)` for images.
+            `(C, H, W)` for images, `(L,)` for padded token ids, `(T, F)` for sequences.
         n_outputs: classes for classification, 1 for regression.
+        vocab_size: for token ids, the number of ids (pad and out-of-vocabulary included);
+            None for float inputs. Only families that embed tokens (rnn) accept it.
 
     Returns:
         A module mapping `(B, *input_shape)` to `(B, n_outputs)`; every one works with
@@ -93,6 +102,12 @@ def build_model(
         raise SpecError(f"model.{missing[0]}: required for family {family} but missing; set it")
 
     kwargs = {key: model[key] for key in keys if key in model}
+    if vocab_size is not None:
+        if "vocab_size" not in inspect.signature(build).parameters:
+            raise SpecError(
+                f"model.family: {family} cannot read token ids; use family rnn for text data"
+            )
+        kwargs["vocab_size"] = vocab_size
     module = build(input_shape=tuple(input_shape), n_outputs=n_outputs, dropout=dropout, **kwargs)
     logger.debug("built %s with %d parameters", family, count_parameters(module))
     return module

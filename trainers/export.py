@@ -45,7 +45,9 @@ def export_model(
     """Script ``model``, check it against eager mode, write it and its description.
 
     Both files are written atomically (a temporary file in the same folder, then a rename), so
-    a crash leaves either the old file or the new one, never a torn one.
+    a crash leaves either the old file or the new one, never a torn one. The written model is
+    then loaded back with :func:`load_exported`, which checks its SHA-256, and checked against
+    eager mode again.
 
     Args:
         model: The trained model; it is put in eval mode.
@@ -63,7 +65,8 @@ def export_model(
         name in ``metadata``.
 
     Raises:
-        ExportError: The model cannot be scripted, or its scripted outputs differ from eager.
+        ExportError: The model cannot be scripted, its scripted outputs differ from eager, or
+            the file read back does not match its checksum or its outputs.
     """
     model.eval()
     scripted = _script(model)
@@ -84,6 +87,11 @@ def export_model(
     except (TypeError, ValueError) as error:
         raise ExportError(f"metadata: {error}; pass numbers, strings, lists and dicts") from error
     write_atomically(description_path(model_path), lambda f: f.write(text.encode()))
+
+    # Read back what is on disk: its checksum against the description, its outputs against
+    # the eager model's, so what was checked is what was written.
+    written, _ = load_exported(model_path)
+    _check_agreement(model, written.to(example_input.device), example_input)
 
     logger.info("exported %s (%d parameters)", model_path, description["parameters"])
     return json.loads(text)

@@ -12,11 +12,13 @@ insists on its global generator, so a run is reproducible and leaves global stat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,9 +28,10 @@ from torch import nn
 
 from search_spaces.builder import build_model
 from search_spaces.errors import ArchsearchError, SpecError
+from trainers.inputs import Prepared, default_kind, fit_inputs, prepare
 from trainers.metrics import compute_metrics, metric_names
 from trainers.optim import make_lr_schedule, make_optimizer, weight_penalty
-from trainers.preprocessing import Normalized, wrap_with_normalization
+from trainers.preprocessing import Normalized
 
 if TYPE_CHECKING:
     from trainers.datasets import Dataset
@@ -43,6 +46,9 @@ _EVAL_BATCH = 1024
 # Tags that keep the seed streams of different random draws apart.
 _INIT, _SHUFFLE, _DROPOUT = 0, 1, 2
 _REFIT = -1
+
+# Version of the file save_cv_state writes; load_cv_state refuses any other.
+_STATE_FORMAT = 1
 
 
 class TrialDiverged(ArchsearchError, FloatingPointError):
@@ -93,6 +99,68 @@ class CVResult:
     history: list[EpochReport] = field(default_factory=list)
 
 
+@dataclass
+class CVState:
+    """Everything :func:`cross_validate` needs to go on after ``epoch`` as if never stopped.
+
+    Randomness needs no state: every epoch draws from seeds derived from ``(seed, fold,
+    epoch)``, so continuing from here gives the same numbers as an uninterrupted run.
+
+    Attributes:
+        epoch: Epochs completed.
+        models: Per fold, the wrapped model's ``state_dict``.
+        optimizers: Per fold, the optimizer's ``state_dict``.
+        schedules: Per fold, the learning-rate schedule's ``state_dict``; None without one.
+        history: Every epoch's report so far, in order.
+        since_best: Epochs since the best one, for early stopping.
+    """
+
+    epoch: int
+    models: list[dict[str, Any]]
+    optimizers: list[dict[str, Any]]
+    schedules: list[dict[str, Any] | None]
+    history: list[EpochReport]
+    since_best: int
+
+
+def save_cv_state(state: CVState, path: str | Path) -> None:
+    """Write ``state`` with ``torch.save``, as tensors and plain containers only."""
+    torch.save(
+        {
+            "format": _STATE_FORMAT,
+            "epoch": state.epoch,
+            "models": state.models,
+            "optimizers": state.optimizers,
+            "schedules": state.schedules,
+            "history": [dataclasses.asdict(report) for report in state.history],
+            "since_best": state.since_best,
+        },
+        path,
+    )
+
+
+def load_cv_state(path: str | Path) -> CVState:
+    """Read what :func:`save_cv_state` wrote; ``weights_only`` refuses pickled code.
+
+    Raises:
+        ArchsearchError: The file is not a state of this format.
+    """
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict) or raw.get("format") != _STATE_FORMAT:
+        raise ArchsearchError(
+            f"checkpoint: {path} is not a cross-validation state of format {_STATE_FORMAT}; "
+            "delete it so the trial starts over"
+        )
+    return CVState(
+        epoch=int(raw["epoch"]),
+        models=list(raw["models"]),
+        optimizers=list(raw["optimizers"]),
+        schedules=list(raw["schedules"]),
+        history=[EpochReport(**report) for report in raw["history"]],
+        since_best=int(raw["since_best"]),
+    )
+
+
 @dataclass(frozen=True)
 class _Settings:
     """The parts of a resolved config that the loop itself reads."""
@@ -136,15 +204,15 @@ class _Run:
     """One model in training: the wrapped model, its optimizer and schedule, and its rows.
 
     Rows are indices into tensors shared by all folds, so the training data is held once on
-    the device however many folds index it.
+    the device however many folds index it (text: once per fold, in that fold's token ids).
+    The model is built for, and wrapped with, the input preparation fitted on its rows.
     """
 
     def __init__(
         self,
         settings: _Settings,
         *,
-        x: np.ndarray,
-        y: np.ndarray,
+        inputs: Prepared,
         rows: np.ndarray,
         task: str,
         n_outputs: int,
@@ -164,12 +232,10 @@ class _Run:
             inner = build_model(
                 settings.model,
                 dropout=settings.dropout,
-                input_shape=tuple(x.shape[1:]),
                 n_outputs=n_outputs,
+                **inputs.model_arguments(),
             )
-        self.model: Normalized = wrap_with_normalization(
-            inner, x_train=x[rows], y_train=y[rows], task=task
-        ).to(device)
+        self.model: Normalized = inputs.wrap(inner).to(device)
 
         self.optimizer = make_optimizer(self.model.parameters(), settings.optimizer)
         self.schedule = make_lr_schedule(self.optimizer, schedule=settings.schedule, epochs=epochs)
@@ -227,7 +293,7 @@ def predict(model: nn.Module, x: torch.Tensor | np.ndarray, *, task: str) -> np.
     """Eval-mode outputs in batches: logits ``(N, K)``, or predictions ``(N,)`` for regression."""
     model.eval()
     device = next(model.parameters()).device
-    x = torch.as_tensor(x, dtype=torch.float32, device=device)
+    x = _as_inputs(x, device=device)
     out = torch.cat(
         [model(x[start : start + _EVAL_BATCH]) for start in range(0, len(x), _EVAL_BATCH)]
     )
@@ -248,6 +314,8 @@ def cross_validate(
     seed: int,
     on_epoch: Callable[[EpochReport], None] | None = None,
     device: str | torch.device = "cpu",
+    on_checkpoint: Callable[[CVState], None] | None = None,
+    resume: CVState | None = None,
 ) -> CVResult:
     """Score one config by k-fold cross-validation, training the fold-models in lockstep.
 
@@ -266,6 +334,10 @@ def cross_validate(
         seed: Seeds weights, batch order and dropout; the same seed gives the same numbers.
         on_epoch: Called with every epoch's report as soon as it exists.
         device: Where to train, e.g. ``"cpu"`` or ``"cuda:0"``.
+        on_checkpoint: Called after every epoch but the last, just before ``on_epoch``, with
+            the state to go on from. Its tensors are the live ones: save them during the call.
+        resume: A state from ``on_checkpoint`` of a run with the same arguments; training
+            goes on after its epoch, and the result covers the whole run.
 
     Returns:
         The best epoch's report and how the run ended.
@@ -285,24 +357,33 @@ def cross_validate(
     settings = _Settings.from_config(config)
     device = torch.device(device)
 
-    # The whole training part once on the device; folds index into it.
-    x = torch.as_tensor(dataset.x_train, dtype=torch.float32, device=device)
+    # Each fold fits its input preparation on its own training rows. The whole training part
+    # goes on the device once for all folds, or, where the rows are encoded (text), once per
+    # fold in that fold's token ids.
     y = torch.as_tensor(dataset.y_train, device=device)
-    runs = [
-        _Run(
-            settings,
-            x=dataset.x_train,
-            y=dataset.y_train,
-            rows=np.asarray(train),
-            task=dataset.task,
-            n_outputs=dataset.n_outputs,
-            epochs=epochs,
-            seed=seed,
-            stream=fold,
-            device=device,
+    runs: list[_Run] = []
+    xs: list[torch.Tensor] = []
+    shared: torch.Tensor | None = None
+    for fold, (train, _) in enumerate(folds):
+        inputs = prepare(dataset, np.asarray(train))
+        if inputs.encodes:
+            xs.append(_as_inputs(inputs.encode(dataset.x_train), device=device))
+        else:
+            shared = shared if shared is not None else _as_inputs(dataset.x_train, device=device)
+            xs.append(shared)
+        runs.append(
+            _Run(
+                settings,
+                inputs=inputs,
+                rows=np.asarray(train),
+                task=dataset.task,
+                n_outputs=dataset.n_outputs,
+                epochs=epochs,
+                seed=seed,
+                stream=fold,
+                device=device,
+            )
         )
-        for fold, (train, _) in enumerate(folds)
-    ]
     validation = [
         torch.as_tensor(np.asarray(v), dtype=torch.long, device=device) for _, v in folds
     ]
@@ -310,8 +391,10 @@ def cross_validate(
     history: list[EpochReport] = []
     best: EpochReport | None = None
     since_best = 0
-    for epoch in range(1, epochs + 1):
-        report = _cv_epoch(runs, validation, x, y, dataset=dataset, epoch=epoch)
+    if resume is not None:
+        history, best, since_best = _restore(runs, resume, epochs=epochs)
+    for epoch in range(len(history) + 1, epochs + 1):
+        report = _cv_epoch(runs, validation, xs, y, dataset=dataset, epoch=epoch)
         history.append(report)
         logger.debug("epoch %d: %s = %.6g", epoch, objective, report.mean[objective])
 
@@ -323,6 +406,19 @@ def cross_validate(
 
         # Decided before the report goes out, so a listener knows whether more will follow.
         report.best_epoch, report.final = best.epoch, stop or epoch == epochs
+        if on_checkpoint is not None and not report.final:
+            on_checkpoint(
+                CVState(
+                    epoch=epoch,
+                    models=[run.model.state_dict() for run in runs],
+                    optimizers=[run.optimizer.state_dict() for run in runs],
+                    schedules=[
+                        None if r.schedule is None else r.schedule.state_dict() for r in runs
+                    ],
+                    history=history,
+                    since_best=since_best,
+                )
+            )
         if on_epoch is not None:
             on_epoch(report)
         if stop:
@@ -343,22 +439,27 @@ def train_model(
     epochs: int,
     seed: int,
     device: str | torch.device = "cpu",
+    inputs: Prepared | None = None,
 ) -> Normalized:
     """Train one model on all of ``(x, y)`` for exactly ``epochs`` epochs (the refit).
 
     Args:
         config: The resolved trial config, as for :func:`cross_validate`.
-        x: Inputs ``(N, F)`` or ``(N, C, H, W)``, float32.
+        x: Rows ``(N, F)`` or ``(N, C, H, W)`` float32, texts ``(N,)``, or windows
+            ``(N, T, F)``.
         y: Targets ``(N,)``: int64 classes or float32 values.
         task: ``"classification"`` or ``"regression"``.
         n_outputs: Classes K, or 1 for regression.
         epochs: Epochs to train, >= 1.
         seed: Seeds weights, batch order and dropout.
         device: Where to train; the model is returned there.
+        inputs: The input preparation, fitted on ``(x, y)`` (``trainers.inputs.prepare``);
+            keep it to encode new rows (text) and describe the model's inputs. None fits one
+            here by ``default_kind(x)``; name series explicitly, since windows look like images.
 
     Returns:
         The :class:`~trainers.preprocessing.Normalized` model in eval mode: it takes raw inputs
-        and answers logits, or predictions in the target's units.
+        (token ids for text) and answers logits, or predictions in the target's units.
 
     Raises:
         SpecError: A setting is out of range or unknown.
@@ -368,11 +469,12 @@ def train_model(
         raise SpecError(f"training.epochs: got {epochs}, but it must be >= 1; raise it")
     settings = _Settings.from_config(config)
     device = torch.device(device)
+    if inputs is None:
+        inputs = fit_inputs(x, y, kind=default_kind(x), task=task)
 
     run = _Run(
         settings,
-        x=x,
-        y=y,
+        inputs=inputs,
         rows=np.arange(len(x)),
         task=task,
         n_outputs=n_outputs,
@@ -381,7 +483,7 @@ def train_model(
         stream=_REFIT,
         device=device,
     )
-    x_t = torch.as_tensor(x, dtype=torch.float32, device=device)
+    x_t = _as_inputs(inputs.encode(x), device=device)
     y_t = torch.as_tensor(y, device=device)
 
     for epoch in range(1, epochs + 1):
@@ -400,7 +502,7 @@ def train_model(
 def _cv_epoch(
     runs: list[_Run],
     validation: list[torch.Tensor],
-    x: torch.Tensor,
+    xs: list[torch.Tensor],
     y: torch.Tensor,
     *,
     dataset: Dataset,
@@ -409,7 +511,7 @@ def _cv_epoch(
     """Train every fold-model one epoch, score each on its validation part, and summarise."""
     started = time.perf_counter()
     fold_values: list[dict[str, float]] = []
-    for fold, (run, rows) in enumerate(zip(runs, validation, strict=True)):
+    for fold, (run, rows, x) in enumerate(zip(runs, validation, xs, strict=True)):
         loss = run.train_epoch(x, y, epoch=epoch)
         if not math.isfinite(loss):
             raise TrialDiverged(
@@ -465,6 +567,30 @@ def _check_run_settings(
         )
 
 
+def _restore(
+    runs: list[_Run], state: CVState, *, epochs: int
+) -> tuple[list[EpochReport], EpochReport, int]:
+    """Load ``state`` into ``runs``; returns the history, its best report and since_best."""
+    if len(state.models) != len(runs) or not 1 <= state.epoch < epochs:
+        raise ArchsearchError(
+            f"checkpoint: a state of {len(state.models)} folds after epoch {state.epoch} "
+            f"cannot continue a run of {len(runs)} folds and {epochs} epochs; delete it so "
+            "the trial starts over"
+        )
+    for run, model, optimizer, schedule in zip(
+        runs, state.models, state.optimizers, state.schedules, strict=True
+    ):
+        run.model.load_state_dict(model)
+        run.optimizer.load_state_dict(optimizer)
+        if run.schedule is not None and schedule is not None:
+            run.schedule.load_state_dict(schedule)
+
+    history = list(state.history)
+    best_epoch = history[-1].best_epoch
+    best = next(report for report in history if report.epoch == best_epoch)
+    return history, best, state.since_best
+
+
 def _improves(value: float, best: float, *, mode: str) -> bool:
     """Whether ``value`` strictly beats ``best``; NaN never beats, and anything beats NaN."""
     if math.isnan(value):
@@ -472,6 +598,12 @@ def _improves(value: float, best: float, *, mode: str) -> bool:
     if math.isnan(best):
         return True
     return value > best if mode == "max" else value < best
+
+
+def _as_inputs(x: torch.Tensor | np.ndarray, *, device: torch.device) -> torch.Tensor:
+    """Model inputs on ``device``: real values as float32, token ids as int64."""
+    x = torch.as_tensor(x, device=device)
+    return x.float() if x.is_floating_point() else x.long()
 
 
 def _squeeze_single(out: torch.Tensor) -> torch.Tensor:

@@ -8,14 +8,20 @@ Conventions worth knowing when reading scores:
 
 - precision, recall and f1 are binary (positive class 1) for K == 2 and macro-averaged over all
   K classes for K > 2, with `zero_division=0`: a class never predicted scores 0 precision, and
-  a class absent from both truth and predictions scores 0 in every average it enters.
+  a class absent from both truth and predictions scores 0 in every average it enters. A binary
+  fold with no positive sample scores recall 0 and f1 0; accuracy and loss are always defined.
 - roc_auc is undefined when a class of `0..K-1` is missing from `y_true` (for K == 2: only one
-  class present). It is then NaN, with one `UndefinedMetricWarning`, never an error.
-  Stratified folds hold every class in every validation fold, so this arises only without them.
+  class present). It is then NaN, never an error. Stratified folds hold every class in every
+  validation fold, so this arises only without them.
 - r2 follows scikit-learn: a constant prediction equal to the mean of `y_true` scores 0, any
   other constant less; when `y_true` itself is constant, a perfect prediction scores 1 and
-  anything else 0 rather than minus infinity.
-- outputs holding NaN or infinity (a diverged model) make every metric NaN, with one warning.
+  anything else 0 rather than minus infinity. mse, rmse, mae and median_ae are always defined.
+- outputs holding NaN or infinity (a diverged model) make every metric NaN.
+
+Each kind of NaN above comes with one `UndefinedMetricWarning`, said once per process (a Ray
+worker, or the refit), not once per fold and epoch; `reset_warnings` re-arms them. The fold
+mean of a metric that is NaN in any fold is NaN: a fold-mean over the folds where it happens to
+be defined would be a silently different number.
 """
 
 from __future__ import annotations
@@ -46,6 +52,10 @@ ANY_TASK = "any"
 
 class UndefinedMetricWarning(UserWarning):
     """A metric is undefined for the values given and was reported as NaN."""
+
+
+# Kinds of undefined metric already warned about in this process (see _warn_once).
+_SAID: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -118,11 +128,10 @@ def compute_metrics(
 
     # A diverged model: no metric means anything, and scikit-learn would refuse the values.
     if not np.isfinite(outputs).all():
-        warnings.warn(
+        _warn_once(
+            "non-finite",
             f"metrics: outputs hold {int((~np.isfinite(outputs)).sum())} NaN or infinite "
             f"values (did training diverge?); every metric is reported as nan",
-            UndefinedMetricWarning,
-            stacklevel=2,
         )
         return {name: float("nan") for name in _NAMES[task]}
 
@@ -133,13 +142,30 @@ def compute_metrics(
     # caller of compute_metrics.
     missing = np.setdiff1d(np.arange(n_classes), y_true)
     if missing.size:
-        warnings.warn(
+        _warn_once(
+            "roc_auc",
             f"roc_auc: y_true has no sample of class {', '.join(map(str, missing.tolist()))} "
             f"(of {n_classes}); ROC-AUC is undefined and reported as nan",
-            UndefinedMetricWarning,
-            stacklevel=2,
         )
     return _classification_metrics(y_true, outputs, n_classes, roc_defined=not missing.size)
+
+
+def reset_warnings() -> None:
+    """Say each kind of undefined metric again, the next time it occurs (e.g. in tests)."""
+    _SAID.clear()
+
+
+def _warn_once(kind: str, message: str) -> None:
+    """Warn about an undefined metric the first time this process meets its `kind`.
+
+    A search computes metrics for every fold of every epoch of every trial; the same cause
+    (a fold without a class) would otherwise repeat the same warning hundreds of times.
+    """
+    if kind in _SAID:
+        return
+    _SAID.add(kind)
+    # stacklevel 3: the caller of compute_metrics.
+    warnings.warn(message, UndefinedMetricWarning, stacklevel=3)
 
 
 def _check_task(task: str) -> None:

@@ -248,3 +248,58 @@ def test_validate_command_reports_a_missing_file(tmp_path, capsys):
     assert out == ""
     assert err.startswith("archsearch: spec: file not found: ")
     assert err.count("\n") == 1
+
+
+def test_rnn_spec_on_text_searches_its_fields_and_carries_the_text_options():
+    raw = {
+        "name": "t",
+        "data": {"dataset": "rotten_tomatoes", "max_length": 40, "min_frequency": 3},
+        "model": {
+            "family": "rnn",
+            "cell": {"choice": ["lstm", "gru"]},
+            "bidirectional": {"choice": [True, False]},
+            "embedding_dim": {"choice": [32, 64]},
+            "summary": {"choice": ["last", "max"]},
+            "layer_dropout": {"float": [0.0, 0.3]},
+            "depth": {"int": [1, 2]},
+        },
+        "evaluation": {"metric": "accuracy"},
+    }
+    spec = parse_spec(raw)
+
+    domains = {p.name: p.domain for p in spec.parameters() if p.name.startswith("model.")}
+    assert domains == {
+        "model.family": Fixed("rnn"),
+        "model.depth": IntRange(1, 2),
+        "model.width": Fixed(64),
+        "model.cell": Choice(("lstm", "gru")),
+        "model.bidirectional": Choice((True, False)),
+        "model.embedding_dim": Choice((32, 64)),
+        "model.summary": Choice(("last", "max")),
+        "model.layer_dropout": FloatRange(0.0, 0.3),
+    }
+    assert spec.data.kind == "text"
+    assert spec.data.source_options() == {"max_length": 40, "min_frequency": 3}
+    assert spec.evaluation.stratified is True
+
+
+def test_rnn_spec_on_a_series_has_no_embedding_and_no_stratification():
+    raw = {
+        "name": "t",
+        "data": {"dataset": "co2", "window": 26, "horizon": 4},
+        "model": {"family": "rnn", "cell": "gru"},
+        "evaluation": {"metric": "mae"},
+    }
+    spec = parse_spec(raw)
+
+    names = [p.name for p in spec.parameters()]
+    assert "model.embedding_dim" not in names
+    assert "model.cell" in names and "model.summary" in names
+    assert spec.data.source_options() == {"window": 26, "horizon": 4}
+    assert spec.task == "regression" and spec.evaluation.stratified is False
+
+
+def test_an_mlp_may_forecast_a_series_from_its_flattened_windows():
+    spec = parse_spec({"name": "t", "data": {"dataset": "elecdemand"}, "model": {"family": "mlp"}})
+    assert spec.data.kind == "series"
+    assert spec.data.source_options() == {}

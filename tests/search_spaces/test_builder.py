@@ -24,6 +24,8 @@ from search_spaces.errors import SpecError
 
 IMAGE_SHAPES = [(1, 28, 28), (1, 8, 8)]
 SHAPES_BY_FAMILY = {"mlp": [(30,), *IMAGE_SHAPES], "cnn": IMAGE_SHAPES}
+# The families wired by connectivity; rnn has its own tests in test_rnn.py.
+WIRED = tuple(SHAPES_BY_FAMILY)
 BATCH = 3
 
 
@@ -62,7 +64,7 @@ def fixed_input(shape: tuple[int, ...], seed: int = 1) -> torch.Tensor:
 def grid() -> list[tuple[str, str, str, tuple[int, ...]]]:
     return [
         (family, connectivity, activation, shape)
-        for family in FAMILIES
+        for family in WIRED
         for connectivity in CONNECTIVITIES
         for activation in ACTIVATIONS
         for shape in SHAPES_BY_FAMILY[family]
@@ -73,7 +75,7 @@ def test_public_options() -> None:
     assert ACTIVATIONS == ("relu", "leaky_relu", "elu", "gelu", "selu", "tanh", "sigmoid")
     assert CONNECTIVITIES == ("plain", "residual", "dense")
     assert POOLINGS == ("max", "avg")
-    assert set(FAMILIES) == {"mlp", "cnn"}
+    assert set(FAMILIES) == {"mlp", "cnn", "rnn"}
 
 
 @pytest.mark.parametrize(("family", "connectivity", "activation", "shape"), grid())
@@ -92,7 +94,7 @@ def test_every_point_builds_runs_and_scripts(
     torch.testing.assert_close(scripted(x), eager)
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", WIRED)
 @pytest.mark.parametrize("connectivity", CONNECTIVITIES)
 @pytest.mark.parametrize("batch_norm", [False, True])
 def test_batch_norm_on_and_off(family: str, connectivity: str, batch_norm: bool) -> None:
@@ -131,7 +133,7 @@ def test_cnn_depth_on_8x8_skips_pooling_below_2x2(
     torch.testing.assert_close(torch.jit.script(model)(x), model(x))
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
+@pytest.mark.parametrize("family", WIRED)
 def test_residual_differs_from_plain_under_the_same_seed(family: str) -> None:
     x = fixed_input((1, 8, 8))
     outputs = {
@@ -300,7 +302,7 @@ def test_keys_of_another_family_are_ignored() -> None:
     ("overrides", "match"),
     [
         ({"activation": "swish"}, r"^model\.activation: 'swish' .*relu, leaky_relu"),
-        ({"family": "rnn"}, r"^model\.family: 'rnn' .*mlp, cnn"),
+        ({"family": "transformer"}, r"^model\.family: 'transformer' .*mlp, cnn, rnn"),
         ({"connectivity": "skip"}, r"^model\.connectivity: 'skip' .*plain, residual, dense"),
         ({"pooling": "min"}, r"^model\.pooling: 'min' .*max, avg"),
         ({"depth": 0}, r"^model\.depth: 0 must be >= 1"),

