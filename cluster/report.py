@@ -381,12 +381,15 @@ def score_exported_model(run_dir: Path, spec: Spec, *, notes: list[str]) -> Test
     import torch
 
     from cluster.driver import load_search_data
+    from trainers.inputs import exported_inputs
 
     dataset, _ = load_search_data(spec)
+    # Text becomes token ids with the vocabulary stored beside the model.
+    x_test = exported_inputs(description, dataset.x_test)
     batches = []
     with torch.no_grad():
         for start in range(0, len(dataset.y_test), 1024):
-            batch = torch.as_tensor(np.asarray(dataset.x_test[start : start + 1024]))
+            batch = torch.as_tensor(np.asarray(x_test[start : start + 1024]))
             batches.append(model(batch).numpy())
     outputs = np.concatenate(batches) if batches else np.empty((0,))
     names = description.get("class_names") or dataset.class_names
