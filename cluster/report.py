@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cluster import figures
-from cluster.results import ranked_trials, status_counts
+from cluster.results import ranked_trials, show_cell, status_counts
 from cluster.rundir import SPEC_FILE, load_run_spec
 from search_spaces.domains import Choice, IntRange, LogRange
 from search_spaces.errors import StoreError
@@ -592,7 +592,7 @@ def _summary_section(run: _Run) -> str:
         )
 
     config = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{html.escape(_show(value))}</td></tr>"
+        f"<tr><th>{html.escape(name)}</th><td>{html.escape(show_cell(value))}</td></tr>"
         for name, value in _params(winner).items()
         if any(p.name == name and p.searched for p in spec.parameters())
     )
@@ -600,7 +600,7 @@ def _summary_section(run: _Run) -> str:
         f"Trial {winner['trial_id']} won with {run.metric} {winner[run.objective]:.4f} "
         f"+- {winner[f'{run.metric}_std']:.4f} (fold mean +- std over {spec.evaluation.folds} "
         f"folds, at epoch {winner.get('best_epoch')} of {winner.get('epochs_run')} run), "
-        f"{_show(winner.get('params_count'))} parameters."
+        f"{show_cell(winner.get('params_count'))} parameters."
     )
     return (
         f"<section id='summary'><h2>Which architecture won</h2><p>{html.escape(search)}</p>"
@@ -673,7 +673,7 @@ def _why_section(run: _Run, importances: dict[str, float] | None) -> str:
         return ""
     items = "".join(
         f"<li><b>{html.escape(name)}</b>: {share:.0%} of the variance; the winner has "
-        f"{html.escape(_show(winner.get(f'param.{name}')))}</li>"
+        f"{html.escape(show_cell(winner.get(f'param.{name}')))}</li>"
         for name, share in list(importances.items())[:3]
     )
     trials = _finite_count(run)
@@ -691,7 +691,7 @@ def _test_section(scores: TestScores | None) -> str:
     description = scores.description
     metrics = description.get("test_metrics", {})
     cells = "".join(
-        f"<tr><th>{html.escape(name)}</th><td>{_show(value)}</td></tr>"
+        f"<tr><th>{html.escape(name)}</th><td>{show_cell(value)}</td></tr>"
         for name, value in metrics.items()
     )
     refit = (
@@ -730,8 +730,8 @@ def _trials_section(run: _Run) -> str:
             row["trial_id"],
             row["status"] + (f": {row['error']}" if row.get("error") else ""),
             f"{_float(row.get(run.objective)):.4f} +- {_float(row.get(f'{metric}_std')):.4f}",
-            _show(row.get("best_epoch")),
-            *[_show(row.get(f"param.{name}")) for name in searched],
+            show_cell(row.get("best_epoch")),
+            *[show_cell(row.get(f"param.{name}")) for name in searched],
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     head = "<tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>"
@@ -759,11 +759,3 @@ def _float(value: Any) -> float:
 
 def _better(mode: str) -> str:
     return "higher is better" if mode == "max" else "lower is better"
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

@@ -83,7 +83,7 @@ def trials_table(
             str(row["epochs_run"]),
             str(row.get("params_count") or "-"),
         ]
-        line += [_show(row.get(name)) for name in [*searched, *extra]]
+        line += [show_cell(row.get(name)) for name in [*searched, *extra]]
         lines.append(line)
 
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -105,7 +105,8 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _show(value: Any) -> str:
+def show_cell(value: Any) -> str:
+    """One table cell: `-` for a missing value, floats to 4 significant digits."""
     if value is None:
         return "-"
     if isinstance(value, float):
