@@ -30,6 +30,7 @@ from cluster.rundir import load_run_spec
 from cluster.spec import parse_spec
 from cluster.store import ResultsStore
 from search_spaces.parameters import flat_values, resolve
+from tests.factories import digits_search_spec, empty_classification_store
 from trainers.metrics import metric_names
 
 SEARCH_FIGURES = [
@@ -73,12 +74,7 @@ def best_epoch(epochs: list[tuple[float, float]]) -> int:
 @pytest.fixture(scope="module")
 def synthetic_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("report") / "run"
-    folder.mkdir()
-    (folder / "spec.yaml").write_text(yaml.safe_dump(SPEC), encoding="utf-8")
-    spec = parse_spec(SPEC)
-    parameters = spec.parameters()
-    metrics = metric_names("classification")
-    store = ResultsStore(folder, parameters=parameters, metrics=metrics)
+    _, parameters, metrics, store = empty_classification_store(folder, SPEC)
 
     for number, (tid, depth, act, opt, lr, status, epochs) in enumerate(TRIALS):
         sample = {"model.depth": depth, "model.activation": act, "optimizer.name": opt}
@@ -290,21 +286,12 @@ def run_search(tmp_path: Path, spec: dict) -> Path:
 @pytest.fixture(scope="module")
 def digits_report(tmp_path_factory, local_ray):
     tmp_path = tmp_path_factory.mktemp("digits-report")
-    spec = {
-        "name": "digits-report",
-        "seed": 1,
-        "data": {"dataset": "digits", "subset": 500},
-        "model": {
-            "family": "mlp",
-            "depth": {"int": [1, 2]},
-            "width": {"choice": [16, 32]},
-            "activation": {"choice": ["relu", "tanh"]},
-        },
-        "optimizer": {"name": "adam", "lr": {"log": [3e-3, 3e-2]}, "batch_size": 64},
-        "training": {"epochs": 3},
-        "evaluation": {"folds": 2, "metric": "accuracy"},
-        "search": {"strategy": "random", "trials": 5, "scheduler": "asha"},
-    }
+    spec = digits_search_spec(
+        "digits-report",
+        data={"subset": 500},
+        search={"strategy": "random", "trials": 5, "scheduler": "asha"},
+    )
+    spec["seed"] = 1
     run_dir = run_search(tmp_path, spec)
     return run_dir, write_report(run_dir)
 

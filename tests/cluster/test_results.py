@@ -22,14 +22,12 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 
 from cluster.cli import main
 from cluster.query import QueryError, parse_where, select_trials
-from cluster.spec import parse_spec
-from cluster.store import ResultsStore, read_table
+from cluster.store import read_table
 from search_spaces.parameters import flat_values, resolve
-from trainers.metrics import metric_names
+from tests.factories import empty_classification_store
 
 SPEC = {
     "name": "query-test",
@@ -55,12 +53,7 @@ RANKED = ["t1", "t4", "t2", "t0", "t3"]
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("query") / "run"
-    folder.mkdir()
-    (folder / "spec.yaml").write_text(yaml.safe_dump(SPEC), encoding="utf-8")
-    spec = parse_spec(SPEC)
-    parameters = spec.parameters()
-    metrics = metric_names("classification")
-    store = ResultsStore(folder, parameters=parameters, metrics=metrics)
+    _, parameters, metrics, store = empty_classification_store(folder, SPEC)
 
     for number, (tid, depth, act, opt, lr, acc, std, status, seconds) in enumerate(TRIALS):
         sample = {

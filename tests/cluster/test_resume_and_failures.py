@@ -30,6 +30,7 @@ from cluster.spec import parse_spec
 from cluster.trainable import trial_seed
 from nas.strategies import sampled_values
 from search_spaces.parameters import resolve
+from tests.factories import digits_search_spec
 from trainers.datasets import load_dataset, take_subset
 from trainers.folds import make_folds
 from trainers.loop import cross_validate
@@ -43,21 +44,11 @@ RUN_COLUMNS = ("trial_id", "node", "seconds")
 
 
 def _spec(strategy: str = "random", trials: int = 8, epochs: int = 8) -> dict[str, Any]:
-    return {
-        "name": "resume-test",
-        "seed": 3,
-        "data": {"dataset": "digits", "subset": 600},
-        "model": {
-            "family": "mlp",
-            "depth": {"int": [1, 2]},
-            "width": {"choice": [16, 32]},
-            "activation": {"choice": ["relu", "tanh"]},
-        },
-        "optimizer": {"name": "adam", "lr": {"log": [3.0e-3, 3.0e-2]}, "batch_size": 64},
-        "training": {"epochs": epochs},
-        "evaluation": {"folds": 2, "metric": "accuracy"},
-        "search": {"strategy": strategy, "trials": trials, "concurrency": 2},
-    }
+    return digits_search_spec(
+        "resume-test",
+        training={"epochs": epochs},
+        search={"strategy": strategy, "trials": trials, "concurrency": 2},
+    )
 
 
 def _write_spec(folder: Path, spec: dict[str, Any]) -> Path:

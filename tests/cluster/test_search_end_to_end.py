@@ -18,31 +18,11 @@ import torch
 import yaml
 
 from cluster.cli import main
+from tests.factories import digits_search_spec
 from trainers.datasets import load_dataset
 from trainers.metrics import compute_metrics
 
 pytestmark = pytest.mark.slow
-
-
-def digits_spec(**sections) -> dict:
-    spec = {
-        "name": "digits-test",
-        "seed": 3,
-        "data": {"dataset": "digits", "subset": 600},
-        "model": {
-            "family": "mlp",
-            "depth": {"int": [1, 2]},
-            "width": {"choice": [16, 32]},
-            "activation": {"choice": ["relu", "tanh"]},
-        },
-        "optimizer": {"name": "adam", "lr": {"log": [3e-3, 3e-2]}, "batch_size": 64},
-        "training": {"epochs": 3},
-        "evaluation": {"folds": 2, "metric": "accuracy"},
-        "search": {"strategy": "random", "trials": 3},
-    }
-    for name, values in sections.items():
-        spec[name] = {**spec.get(name, {}), **values}
-    return spec
 
 
 def run_cli(tmp_path, spec: dict, *extra: str) -> tuple[int, object]:
@@ -54,7 +34,7 @@ def run_cli(tmp_path, spec: dict, *extra: str) -> tuple[int, object]:
 
 
 def test_random_search_with_asha_fills_store_and_exports(tmp_path, local_ray, capsys):
-    spec = digits_spec(search={"strategy": "random", "trials": 4, "scheduler": "asha"})
+    spec = digits_search_spec(search={"strategy": "random", "trials": 4, "scheduler": "asha"})
     code, run_dir = run_cli(tmp_path, spec)
     out = capsys.readouterr().out
     assert code == 0, out
@@ -84,7 +64,7 @@ def test_random_search_with_asha_fills_store_and_exports(tmp_path, local_ray, ca
 
 
 def test_exported_model_reproduces_its_test_metrics(tmp_path, local_ray):
-    code, run_dir = run_cli(tmp_path, digits_spec())
+    code, run_dir = run_cli(tmp_path, digits_search_spec())
     assert code == 0
 
     description = json.loads((run_dir / "model.json").read_text())
@@ -102,7 +82,7 @@ def test_exported_model_reproduces_its_test_metrics(tmp_path, local_ray):
 
 
 def test_grid_runs_every_point_once(tmp_path, local_ray):
-    spec = digits_spec(
+    spec = digits_search_spec(
         model={
             "depth": 1,
             "width": {"choice": [8, 16]},
@@ -122,7 +102,7 @@ def test_grid_runs_every_point_once(tmp_path, local_ray):
 
 
 def test_bayesian_search_keeps_ints_and_log_scale(tmp_path, local_ray):
-    spec = digits_spec(search={"strategy": "bayesian", "trials": 4})
+    spec = digits_search_spec(search={"strategy": "bayesian", "trials": 4})
     code, run_dir = run_cli(tmp_path, spec, "--no-export")
     assert code == 0
 
@@ -180,7 +160,7 @@ def test_regression_search_reports_regression_metrics(tmp_path, local_ray, capsy
 
 
 def test_results_command_ranks_by_objective(tmp_path, local_ray, capsys):
-    code, run_dir = run_cli(tmp_path, digits_spec(), "--no-export")
+    code, run_dir = run_cli(tmp_path, digits_search_spec(), "--no-export")
     assert code == 0
     capsys.readouterr()
 
