@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from nas.numbering import TRIAL_NUMBER_KEY, FinishedTrial
+from nas.objectives import BOUNDS, INFEASIBLE_KEY, Objective
 from search_spaces.domains import (
     Choice,
     Domain,
@@ -132,6 +133,12 @@ class BayesianSearch(Searcher):
             when the space holds fewer distinct configs; see `trial_limit`).
         state_path: Where to save the search after each new suggestion, for `resume`; None
             saves nothing by itself (Tune may still call `save`).
+        objectives: Several objectives (metric fold means and costs) for Ax's multi-objective
+            optimisation; `metric` and `mode` then name the first metric among them, for
+            Tune. Empty: `metric` alone.
+        bounds: Upper bounds on costs by spec key (`max_params`), Ax's outcome constraints
+            (or, on a cost that is an objective, its objective threshold). A trial over a
+            bound reports its costs only, and Ax learns where the infeasible region lies.
 
     Each suggestion maps every searched parameter name (`optimizer.lr`) to a plain Python
     value: int for int ranges, float for real ranges, choice values as the spec lists them.
@@ -146,6 +153,8 @@ class BayesianSearch(Searcher):
         seed: int,
         max_trials: int,
         state_path: str | None = None,
+        objectives: Sequence[Objective] = (),
+        bounds: Mapping[str, float] | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise SpecError(f"evaluation.mode: must be min or max, got {mode!r}")
@@ -161,6 +170,17 @@ class BayesianSearch(Searcher):
             )
         self._dependents = _dependents(self._dimensions, parameters)
         self._seed = seed
+        # (result key, mode, Ax metric name) of each objective; one keeps the old Ax name.
+        self._goals = (
+            [(o.key, o.mode, _ax_metric(o.key)) for o in objectives]
+            if len(objectives) > 1
+            else [(metric, mode, AX_METRIC)]
+        )
+        # (result key, upper bound, Ax metric name) of each cost bound.
+        self._bounds = [
+            (BOUNDS[key], float(limit), _ax_metric(BOUNDS[key]))
+            for key, limit in (bounds or {}).items()
+        ]
 
         # Ax cannot propose more distinct configs than a finite space holds, and it spends
         # many seconds of rejection sampling before it admits that the space is exhausted.
@@ -246,9 +266,30 @@ class BayesianSearch(Searcher):
             return
         self._open.discard(trial_id)
         index = self._trial_index[trial_id]
-        value, problem = _final_value(result, metric=self.metric, error=error)
         stopped_early = result is not None and result.get("last_report") is False
-        self._tell(index, value, problem=problem, stopped_early=stopped_early)
+        infeasible = result is not None and bool(result.get(INFEASIBLE_KEY))
+        values, problem = self._final_values(result, error=error, infeasible=infeasible)
+        self._tell(index, values, problem=problem, stopped_early=stopped_early)
+
+    def _final_values(
+        self, result: Mapping[str, Any] | None, *, error: bool, infeasible: bool
+    ) -> tuple[dict[str, float], str | None]:
+        """Ax's data from a trial's last result, or the reason there is none to hand."""
+        wanted = [(key, ax) for key, _, ax in self._goals]
+        if infeasible:
+            # Only the costs exist; Ax models them to steer away from the bounds.
+            wanted = []
+        wanted += [(key, ax) for key, _, ax in self._bounds if (key, ax) not in wanted]
+        if not wanted:
+            return {}, "its costs exceed search.constraints"
+
+        values: dict[str, float] = {}
+        for key, ax in wanted:
+            value, problem = _final_value(result, metric=key, error=error)
+            if problem is not None:
+                return {}, problem
+            values[ax] = value
+        return values, None
 
     def resume(self, finished: Mapping[int, FinishedTrial]) -> None:
         """Go on with the search saved at `state_path`, whose finished trials are `finished`.
@@ -285,10 +326,15 @@ class BayesianSearch(Searcher):
             if done is None:
                 self._again.append(index)
             elif not trial.status.is_terminal:
-                value, problem = _final_value(
-                    {self.metric: done.value}, metric=self.metric, error=False
+                recorded = {
+                    **done.others,
+                    self.metric: done.value,
+                    INFEASIBLE_KEY: done.infeasible,
+                }
+                values, problem = self._final_values(
+                    recorded, error=False, infeasible=done.infeasible
                 )
-                self._tell(index, value, problem=problem, stopped_early=done.stopped_early)
+                self._tell(index, values, problem=problem, stopped_early=done.stopped_early)
         # Results come back under the new trials' ids.
         self._open.clear()
         self._saved = None
@@ -298,8 +344,10 @@ class BayesianSearch(Searcher):
             len(self._again),
         )
 
-    def _tell(self, index: int, value: float, *, problem: str | None, stopped_early: bool) -> None:
-        """Hand Ax one trial's final value, or mark it failed when there is none."""
+    def _tell(
+        self, index: int, values: dict[str, float], *, problem: str | None, stopped_early: bool
+    ) -> None:
+        """Hand Ax one trial's final values by Ax name, or mark it failed when there are none."""
         self._saved = None
         if self._client._experiment.trials[index].status.is_terminal:
             # Run again after a resume, but Ax had its result already.
@@ -311,10 +359,10 @@ class BayesianSearch(Searcher):
                 self._client.mark_trial_failed(index, failed_reason=problem)
             elif stopped_early:
                 # A scheduler stopped it: the value is real but from fewer epochs.
-                self._client.attach_data(index, raw_data={AX_METRIC: value})
+                self._client.attach_data(index, raw_data=values)
                 self._client.mark_trial_early_stopped(index)
             else:
-                self._client.complete_trial(index, raw_data={AX_METRIC: value})
+                self._client.complete_trial(index, raw_data=values)
 
     def save(self, checkpoint_path: str) -> None:
         """Write the Ax experiment and the trial id map to one JSON file, atomically."""
@@ -330,6 +378,8 @@ class BayesianSearch(Searcher):
                 "parameters": [d.name for d in self._dimensions],
                 "metric": self.metric,
                 "mode": self.mode,
+                "goals": [list(goal) for goal in self._goals],
+                "bounds": [list(bound) for bound in self._bounds],
                 "trial_index": self._trial_index,
                 "open": sorted(self._open),
                 "ax": ax_state,
@@ -387,16 +437,29 @@ class BayesianSearch(Searcher):
                 f"({state['mode']}) but the spec asks for {self.metric} ({self.mode}); resume "
                 "with the spec it started with"
             )
+        saved = (
+            state.get("goals", [[self.metric, self.mode, AX_METRIC]]),
+            state.get("bounds", []),
+        )
+        if saved != ([list(g) for g in self._goals], [list(b) for b in self._bounds]):
+            raise SpecError(
+                f"evaluation.objectives: the search saved at {path} had other objectives or "
+                "search.constraints than the spec; resume with the spec it started with"
+            )
 
     def _new_client(self) -> Client:
         from ax.api.client import Client
 
         configs = [d.config(self._dependents.get(d.name)) for d in self._dimensions]
-        objective = AX_METRIC if self.mode == "max" else f"-{AX_METRIC}"
+        # "m_accuracy_mean, -m_latency_ms" is Ax's multi-objective form.
+        objective = ", ".join(ax if mode == "max" else f"-{ax}" for _, mode, ax in self._goals)
+        constraints = [f"{ax} <= {limit!r}" for _, limit, ax in self._bounds]
         client = Client(random_seed=self._seed)
         with _quiet_ax():
             client.configure_experiment(parameters=configs, name="archsearch")
-            client.configure_optimization(objective=objective)
+            client.configure_optimization(
+                objective=objective, outcome_constraints=constraints or None
+            )
             client.configure_generation_strategy(
                 method="fast",
                 # Half the budget on space-filling points, from two (so that a Sobol step exists
@@ -416,6 +479,11 @@ class BayesianSearch(Searcher):
             d.name: d.decode(ax_values[d.ax_name]) if d.ax_name in ax_values else d.placeholder
             for d in self._dimensions
         }
+
+
+def _ax_metric(key: str) -> str:
+    """Ax's name for a result key: a prefix keeps sympy from reading it as a constant (E)."""
+    return "m_" + re.sub(r"\W", "_", key)
 
 
 def _dimensions(parameters: Sequence[Parameter]) -> list[_Dimension]:
