@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -357,6 +358,16 @@ class BayesianSearch(Searcher):
                 # Never hand Ax a NaN or a missing value: it would fit its model to it.
                 logger.info("Ax trial %d failed: %s", index, problem)
                 self._client.mark_trial_failed(index, failed_reason=problem)
+            elif len(values) < len(self._goals):
+                # Over a cost bound: Ax models the costs it has and marks the objectives
+                # missing, which it warns about at every such trial.
+                ax_logger = logging.getLogger("ax.api.client")
+                level = ax_logger.level
+                ax_logger.setLevel(logging.ERROR)
+                try:
+                    self._client.complete_trial(index, raw_data=values)
+                finally:
+                    ax_logger.setLevel(level)
             elif stopped_early:
                 # A scheduler stopped it: the value is real but from fewer epochs.
                 self._client.attach_data(index, raw_data=values)
@@ -614,11 +625,19 @@ def _quiet_ax() -> Iterator[None]:
     Ax logs every trial it generates or completes at INFO through a handler of its own, on an
     "ax" logger that does not propagate; Tune's progress report already says the same.
     """
+    from ax.exceptions.core import AxOptimizationWarning
     from ax.utils.common.logger import ROOT_STREAM_HANDLER
 
     previous = ROOT_STREAM_HANDLER.level
     ROOT_STREAM_HANDLER.setLevel(max(previous, logging.WARNING))
     try:
-        yield
+        with warnings.catch_warnings():
+            # Without objective thresholds Ax infers them, as we mean it to; the warning
+            # would repeat at every suggestion of a multi-objective search.
+            warnings.filterwarnings("ignore", message=".*without objective thresholds.*")
+            warnings.filterwarnings("ignore", category=AxOptimizationWarning)
+            # BoTorch's multi-objective code copies a tensor the way torch warns about.
+            warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+            yield
     finally:
         ROOT_STREAM_HANDLER.setLevel(previous)
