@@ -113,11 +113,22 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
         return quantize_dynamic(copy.deepcopy(model).eval(), _DYNAMIC_LAYERS, dtype=torch.qint8)
 
 
-def quantize_static_int8(model: nn.Module, calibration: torch.Tensor) -> torch.jit.ScriptModule:
+def quantize_static_int8(model: nn.Module, calibration: torch.Tensor) -> nn.Module:
     """int8 weights and activations throughout, scales calibrated on `calibration` `(N, ...)`.
 
-    Returns the traced quantized model (see the module docstring for why it is traced).
+    A `Normalized` wrapper stays float (its standardisation branches on the input's dtype,
+    which FX cannot trace) around its quantized inner model; the inner model is traced (see
+    the module docstring), so the whole still scripts.
     """
+    from trainers.preprocessing import Normalized
+
+    if isinstance(model, Normalized):
+        wrapper = copy.deepcopy(model).eval()
+        with torch.no_grad():
+            standardized = (calibration - model.x_mean) / model.x_std
+        wrapper.model = quantize_static_int8(model.model, standardized)
+        return wrapper
+
     from torch.ao.quantization import get_default_qconfig_mapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 

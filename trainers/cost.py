@@ -87,7 +87,7 @@ def count_macs(model: nn.Module, sample: torch.Tensor) -> int:
         macs, _ = get_model_complexity_info(
             model,
             tuple(sample.shape[1:]),
-            input_constructor=lambda _: {"x": sample},
+            input_constructor=lambda _: sample,
             as_strings=False,
             print_per_layer_stat=False,
             backend="pytorch",
@@ -106,9 +106,9 @@ def measure_latency(
 ) -> float:
     """Median wall time in ms of a forward pass on `sample`, on one thread, after a warm-up."""
     times: list[float] = []
+    was_training = model.training
     with _one_thread(), torch.inference_mode():
-        if isinstance(model, nn.Module):
-            model.eval()
+        model.eval()
         for _ in range(warmup):
             model(sample)
         budget_ends = time.perf_counter() + TIME_BUDGET_S
@@ -118,6 +118,7 @@ def measure_latency(
             times.append((time.perf_counter() - started) * 1000.0)
             if time.perf_counter() > budget_ends:
                 break
+    model.train(was_training)
     return statistics.median(times)
 
 
