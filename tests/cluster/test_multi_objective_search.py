@@ -56,7 +56,11 @@ def test_search_marks_and_exports_the_pareto_set_then_compresses(tmp_path, local
     table = capsys.readouterr().out
     assert "pareto" in table.splitlines()[1] and "infeasible" in table
     values = [[trials[w]["accuracy_mean"], trials[w]["params_count"]] for w in (8, 32)]
-    front = {w for w, rank in zip((8, 32), pareto_ranks(values, ["max", "min"])) if rank == 0}
+    front = {
+        w
+        for w, rank in zip((8, 32), pareto_ranks(values, ["max", "min"]), strict=True)
+        if rank == 0
+    }
     marked = {int(line.split()[-1]) for line in table.splitlines()[2:] if " * " in f" {line} "}
     assert marked == front and 8 in front  # the smallest feasible model is always optimal
 

@@ -105,7 +105,7 @@ def test_resume_tells_ax_the_recorded_costs_and_objectives(tmp_path: Path) -> No
     resumed.resume(finished)
 
     data = resumed.client._experiment.lookup_data().df
-    for index, config in enumerate(configs):
+    for index in range(len(configs)):
         assert resumed.client._experiment.trials[index].status.is_completed
         expected = {"m_params_count"}
         if not finished[index].infeasible:
