@@ -133,7 +133,8 @@ def _validate(args: argparse.Namespace) -> int:
     searched = [p.name for p in spec.parameters() if p.searched]
     print(
         f"{args.spec}: valid; {spec.search.strategy} search over {len(searched)} parameters "
-        f"({', '.join(searched) or 'none'}), objective {spec.objective} ({spec.mode})"
+        f"({', '.join(searched) or 'none'}), objective "
+        + ", ".join(f"{o.key} ({o.mode})" for o in spec.objectives)
     )
     return 0
 

@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 # Names under which costs are reported by trials and stored as trials columns.
 COSTS = ("params_count", "macs", "latency_ms")
 
+# FIXME: trials measure latency in their own worker while other trials train beside them, so
+# a busy machine inflates it unevenly between trials; sub-0.1 ms models differ by noise. Should
+# the driver measure every candidate itself, one at a time, before it is handed to a worker?
 WARMUP = 5
 REPEATS = 30
 # Latency measurement stops after this many seconds of timed passes, however few it made.
