@@ -95,16 +95,17 @@ def trials_table(
     """`rows` as a plain-text table under `title`; `rank` is each row's place in `ranked`.
 
     The columns: rank, trial, status, the objective's fold mean +- std, epochs, parameter
-    count, the searched parameters, then any `extra` columns of the trials table.
+    count, with several objectives the others' values and a `*` on the Pareto set, the
+    searched parameters, then any `extra` columns of the trials table.
     """
     rank_of = {row["trial_id"]: rank for rank, row in enumerate(ranked, start=1)}
     searched = [f"param.{p.name}" for p in spec.parameters() if p.searched]
-    extra = [name for name in extra if name not in searched]
     metric = spec.evaluation.metric
-
-    header = ["rank", "trial", "status", f"{metric} (mean +- std)", "epochs", "params"]
     # Several objectives: each other one's value, and a mark on the Pareto set.
     others = [o.key for o in spec.objectives if o.key not in (spec.objective, "params_count")]
+    extra = [name for name in extra if name not in (*searched, *others)]
+
+    header = ["rank", "trial", "status", f"{metric} (mean +- std)", "epochs", "params"]
     pareto = (
         {row["trial_id"] for row in pareto_trials(ranked, spec)} if spec.multi_objective else None
     )
