@@ -134,12 +134,18 @@ def test_dynamic_int8_is_smaller_loads_as_torchscript_and_answers_alike(family: 
 
     # int8 weights take a quarter of float32's bytes; code and metadata are shared overhead.
     assert quantized_size < 0.6 * original_size
+    # int8 rounding moves outputs by a small fraction of their spread over the test split
+    # (measured: 0.1 of logits spread 5.3; 0.01 ppm of forecasts spread 4.9).
     with torch.no_grad():
-        gap = (quantized(x_test) - original(x_test)).abs().max().item()
-        scale = original(x_test).abs().max().item()
-    assert gap < 0.1 * scale
+        expected = original(x_test)
+        gap = (quantized(x_test) - expected).abs().max().item()
+    assert gap < 0.05 * expected.std().item()
     if family == "mlp":
         assert _accuracy(quantized, dataset, x_test) >= _accuracy(original, dataset, x_test) - 0.03
+    else:
+        y = torch.as_tensor(dataset.y_test).float()
+        errors = [(m(x_test).squeeze(1) - y).abs().mean().item() for m in (original, quantized)]
+        assert errors[1] <= errors[0] * 1.05  # the forecast's MAE (ppm) barely moves
     assert measure_latency(quantized, sample) > 0
 
 
