@@ -63,6 +63,11 @@ def test_search_marks_and_exports_the_pareto_set_then_compresses(tmp_path, local
     }
     marked = {int(line.split()[-1]) for line in table.splitlines()[2:] if " * " in f" {line} "}
     assert marked == front and 8 in front  # the smallest feasible model is always optimal
+    query = ["results", str(run_dir), "--where", "pareto == true", "--format", "json"]
+    assert main(query) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["param.model.width"] for row in rows} == front
+    assert all(row["pareto"] is True for row in rows)
 
     # Each Pareto trial is refit and exported on its own; a named trial too.
     assert main(["export", str(run_dir), "--pick", "pareto"]) == 0
