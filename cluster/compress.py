@@ -107,7 +107,7 @@ def compress_run(
     def save(name: str, module: Any) -> Path:
         path = folder / f"{name}.pt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        script = to_torchscript(module, sample)
+        script = to_torchscript(module)
         write_atomically(path, lambda file: torch.jit.save(script, file))
         return path
 

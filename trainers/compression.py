@@ -24,7 +24,7 @@ import contextlib
 import copy
 import logging
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -63,7 +63,7 @@ def prune_weights(
     model: nn.Module,
     rate: float,
     *,
-    finetune: Any = None,
+    finetune: Callable[[nn.Module], None] | None = None,
 ) -> nn.Module:
     """A copy of `model` with `rate` of each layer's weights (smallest |w|) set to zero.
 
@@ -86,8 +86,7 @@ def prune_weights(
         finetune(pruned)
     for module, name in targets:
         prune.remove(module, name)
-    if isinstance(pruned, nn.Module):
-        _refresh_rnn_weights(pruned)
+    _refresh_rnn_weights(pruned)
     return pruned.eval()
 
 
@@ -148,7 +147,7 @@ def quantize_static_int8(model: nn.Module, calibration: torch.Tensor) -> nn.Modu
         return torch.jit.trace(quantized, example).eval()
 
 
-def to_torchscript(model: nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
+def to_torchscript(model: nn.Module) -> torch.jit.ScriptModule:
     """Script `model` (what export does), or return it if it already is TorchScript."""
     if isinstance(model, torch.jit.ScriptModule):
         return model

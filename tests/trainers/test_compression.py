@@ -68,10 +68,10 @@ def _lstm():
     return _trained("co2", {"family": "rnn", "depth": 1, "width": 64, "cell": "lstm"}, epochs=1)
 
 
-def _saved(module, example: torch.Tensor) -> tuple[torch.jit.ScriptModule, int]:
+def _saved(module) -> tuple[torch.jit.ScriptModule, int]:
     """Script, save and load back; the loaded module and the file's size in bytes."""
     buffer = io.BytesIO()
-    torch.jit.save(to_torchscript(module, example), buffer)
+    torch.jit.save(to_torchscript(module), buffer)
     size = buffer.tell()
     buffer.seek(0)
     return torch.jit.load(buffer), size
@@ -129,8 +129,8 @@ def test_dynamic_int8_is_smaller_loads_as_torchscript_and_answers_alike(family: 
     model, dataset, x_test = _mlp() if family == "mlp" else _lstm()
     sample = x_test[:1]
 
-    original, original_size = _saved(model, sample)
-    quantized, quantized_size = _saved(quantize_dynamic_int8(model), sample)
+    original, original_size = _saved(model)
+    quantized, quantized_size = _saved(quantize_dynamic_int8(model))
 
     # int8 weights take a quarter of float32's bytes; code and metadata are shared overhead.
     assert quantized_size < 0.6 * original_size
@@ -157,7 +157,7 @@ def test_static_int8_quantizes_a_cnn_and_the_trace_loads(tmp_path: Path) -> None
 
     quantized = quantize_static_int8(cnn, x_train[:256])
     path = tmp_path / "cnn-int8.pt"
-    torch.jit.save(to_torchscript(quantized, x_test[:1]), str(path))
+    torch.jit.save(to_torchscript(quantized), str(path))
     torch.jit.save(torch.jit.script(cnn), str(tmp_path / "cnn.pt"))
     loaded = torch.jit.load(str(path))
 
