@@ -1,4 +1,4 @@
-"""The `archsearch` command: run, validate, results, export.
+"""The `archsearch` command: run, validate, results, report, export, compress.
 
 Errors a user can fix (`ArchsearchError`) end the command with their one-line message on stderr
 and exit status 2; no traceback is shown for them. Heavy imports (Ray, torch, Ax) happen inside
@@ -90,8 +90,28 @@ def _parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="refit the best config and write TorchScript")
     export.add_argument("run_dir")
-    export.add_argument("-o", "--output", help="model file to write (default RUN_DIR/model.pt)")
+    export.add_argument(
+        "-o",
+        "--output",
+        help="model file to write (default RUN_DIR/model.pt; with --pick, "
+        "RUN_DIR/models/trial-N/model.pt); with --pick pareto, the folder for them",
+    )
+    export.add_argument(
+        "--pick",
+        default="best",
+        help="best (default), pareto (every Pareto-optimal trial), or a trial number",
+    )
     export.set_defaults(command=_export)
+
+    compress = commands.add_parser(
+        "compress",
+        help="prune and int8-quantize the exported model; measure accuracy, size and latency",
+    )
+    compress.add_argument("run_dir")
+    compress.add_argument(
+        "--model", help="the exported model to compress (default RUN_DIR/model.pt)"
+    )
+    compress.set_defaults(command=_compress)
     return parser
 
 
@@ -113,7 +133,8 @@ def _validate(args: argparse.Namespace) -> int:
     searched = [p.name for p in spec.parameters() if p.searched]
     print(
         f"{args.spec}: valid; {spec.search.strategy} search over {len(searched)} parameters "
-        f"({', '.join(searched) or 'none'}), objective {spec.objective} ({spec.mode})"
+        f"({', '.join(searched) or 'none'}), objective "
+        + ", ".join(f"{o.key} ({o.mode})" for o in spec.objectives)
     )
     return 0
 
@@ -230,7 +251,63 @@ def _print_results(run_dir: Path, *, top: int) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
-    _export_run(Path(args.run_dir), output=args.output)
+    if args.pick == "best":
+        _export_run(Path(args.run_dir), output=args.output)
+        return 0
+    _export_picked(Path(args.run_dir), pick=args.pick, output=args.output)
+    return 0
+
+
+def _export_picked(run_dir: Path, *, pick: str, output: str | None) -> None:
+    """Export the trial a user names, or every Pareto-optimal trial, each in its own folder."""
+    import torch
+
+    from cluster.finalize import export_trial
+    from cluster.results import pareto_trials, ranked_trials, trial_by_number
+    from cluster.rundir import load_run_spec
+
+    if pick == "pareto":
+        spec = load_run_spec(run_dir)
+        chosen = pareto_trials(ranked_trials(run_dir, spec), spec)
+        if not chosen:
+            raise SpecError(
+                f"--pick pareto: {run_dir} has no completed trial with every objective "
+                "measured; see archsearch results"
+            )
+        folder = Path(output) if output else run_dir / "models"
+        targets = [(row, folder / f"trial-{row['trial_number']}" / "model.pt") for row in chosen]
+    else:
+        try:
+            number = int(pick)
+        except ValueError:
+            raise SpecError(
+                f"--pick: {pick!r} is not best, pareto or a trial number; e.g. --pick 3"
+            ) from None
+        row = trial_by_number(run_dir, number)
+        default = run_dir / "models" / f"trial-{number}" / "model.pt"
+        targets = [(row, Path(output) if output else default)]
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    for row, model_path in targets:
+        info = export_trial(run_dir, row, model_path=model_path, stream=sys.stdout)
+        test = ", ".join(f"{name} {value:.4f}" for name, value in info["test_metrics"].items())
+        cost = info["cost"]
+        print(
+            f"exported trial {row['trial_number']} to {model_path} ({info['parameters']} "
+            f"parameters, {cost['macs']} MACs, {cost['latency_ms']:.3f} ms); test split: {test}"
+        )
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from cluster.compress import compress_run
+
+    run_dir = Path(args.run_dir)
+    model = Path(args.model) if args.model else None
+    print(f"{'variant':<24} {'size':>13} {'latency':>11}  test split")
+    compress_run(run_dir, model_path=model, stream=sys.stdout)
+    print(
+        f"wrote the variants' numbers into {(model or run_dir / 'model.pt').with_suffix('.json')}"
+    )
     return 0
 
 

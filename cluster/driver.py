@@ -137,6 +137,8 @@ def run_search(
             max_concurrent=concurrency,
             finished=finished,
             state_path=str(run_dir / STRATEGY_STATE_FILE),
+            objectives=spec.objectives,
+            bounds=spec.search.constraints.bounds(),
         )
         scheduler = build_scheduler(
             spec.search.scheduler,
@@ -169,7 +171,8 @@ def run_search(
         reporter.say(
             f"search {spec.name}: {spec.search.strategy} + {spec.search.scheduler}, "
             f"{plan.total_trials} trials, {concurrency} at a time, {len(folds)} folds on "
-            f"{len(search_data.y_train)} samples, objective {spec.objective} ({spec.mode})"
+            f"{len(search_data.y_train)} samples, objective "
+            + ", ".join(f"{o.key} ({o.mode})" for o in spec.objectives)
         )
         if finished is not None:
             reporter.say(
@@ -185,6 +188,7 @@ def run_search(
             patience=spec.training.patience,
             search_seed=spec.seed,
             threads=max(1, int(resources.cpus_per_trial)),
+            constraints=tuple(spec.search.constraints.bounds().items()),
         )
         trainable = tune.with_resources(
             tune.with_parameters(

@@ -19,6 +19,8 @@ import torch
 from cluster.driver import load_search_data
 from cluster.results import best_trial
 from cluster.rundir import load_run_spec
+from nas.objectives import COSTS
+from search_spaces.errors import StoreError
 from search_spaces.parameters import flat_values, resolve
 from trainers.export import export_model
 from trainers.inputs import prepare
@@ -34,7 +36,19 @@ AGREEMENT_BATCH = 64
 def export_best(run_dir: Path, *, model_path: Path, stream: TextIO | None) -> dict[str, Any]:
     """Refit, test and export the best trial of `run_dir`; returns the written model.json."""
     spec = load_run_spec(run_dir)
-    winner = best_trial(run_dir, spec)
+    return export_trial(run_dir, best_trial(run_dir, spec), model_path=model_path, stream=stream)
+
+
+def export_trial(
+    run_dir: Path, winner: dict[str, Any], *, model_path: Path, stream: TextIO | None
+) -> dict[str, Any]:
+    """Refit, test and export one trial (its trials row) of `run_dir`; returns model.json."""
+    spec = load_run_spec(run_dir)
+    if winner["status"] not in ("completed", "pruned") or winner.get("best_epoch") is None:
+        raise StoreError(
+            f"--pick: trial {winner['trial_number']} is {winner['status']} and has no scores "
+            "to refit from; pick a completed trial (see archsearch results)"
+        )
     parameters = spec.parameters()
     candidate = resolve(parameters, {p.name: winner[f"param.{p.name}"] for p in parameters})
     epochs = spec.training.refit_epochs or int(winner["best_epoch"])
@@ -82,6 +96,9 @@ def export_best(run_dir: Path, *, model_path: Path, stream: TextIO | None) -> di
         "task": dataset.task,
         "dataset": dataset.name,
         "trial_id": winner["trial_id"],
+        "trial_number": winner["trial_number"],
+        # The candidate's costs as the search measured them (one sample, one CPU thread).
+        "cost": {name: winner.get(name) for name in COSTS},
         "config": flat_values(candidate),
         "refit_epochs": epochs,
         "refit_samples": int(len(dataset.y_train)),

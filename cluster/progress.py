@@ -162,6 +162,8 @@ class ProgressReporter(Callback):
         self._done = 0
         self._stopped_early = 0
         self._failed = 0
+        # Over a bound of search.constraints: recorded, never trained; not a failure.
+        self._infeasible = 0
         self._best: tuple[float, float, str] | None = None
         self._started: dict[str, float] = {}
         self._reported: dict[str, int] = {}
@@ -207,7 +209,10 @@ class ProgressReporter(Callback):
         best = self._best_result.pop(trial.trial_id, last)
         self._finish(trial.trial_id)
         if TRIAL_STATUS in last:
-            self._failed += 1
+            if last[TRIAL_STATUS] == "infeasible":
+                self._infeasible += 1
+            else:
+                self._failed += 1
             self.say(
                 f"{self._counter()} {trial.trial_id} {last[TRIAL_STATUS]}: "
                 f"{last.get(TRIAL_ERROR) or 'no message'} | {self._status()}"
@@ -302,6 +307,8 @@ class ProgressReporter(Callback):
         counts = f"{len(self._started)} running, {self._stopped_early} stopped early"
         if self._failed:
             counts += f", {self._failed} failed"
+        if self._infeasible:
+            counts += f", {self._infeasible} infeasible"
         parts.append(counts)
         elapsed = self._clock() - self._search_started
         left = self.seconds_left() if self._done < self._total else 0.0

@@ -122,6 +122,8 @@ def select_trials(
     spec = load_run_spec(run_dir)
     table = read_table(run_dir, "trials")
     ranked = ranked_trials(run_dir, spec)
+    if spec.multi_objective:
+        table, ranked = _with_pareto(table, ranked, spec)
     if top is not None and top < 0:
         raise QueryError(f"--top: {top} is negative; give how many trials to show, e.g. 10")
 
@@ -136,6 +138,20 @@ def select_trials(
         present.sort(key=lambda row: row[column], reverse=descending)
         rows = present + [row for row in rows if _missing(row.get(column))]
     return (rows if top is None else rows[:top]), ranked, table.schema
+
+
+def _with_pareto(
+    table: pa.Table, ranked: list[dict[str, Any]], spec: Any
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """The trials and ranked rows with a computed `pareto` column (true on the Pareto set)."""
+    import pyarrow as pa
+
+    from cluster.results import pareto_trials
+
+    front = {row["trial_id"] for row in pareto_trials(ranked, spec)}
+    marks = [trial_id in front for trial_id in table.column("trial_id").to_pylist()]
+    table = table.append_column(pa.field("pareto", pa.bool_()), pa.array(marks, pa.bool_()))
+    return table, [{**row, "pareto": row["trial_id"] in front} for row in ranked]
 
 
 def format_trials(

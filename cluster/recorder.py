@@ -46,7 +46,7 @@ def trial_outcome(
 ) -> tuple[str, str | None]:
     """(status, one-line error or None) of a trial from what it reported and how it ended.
 
-    Status is completed, pruned (stopped by the scheduler), diverged or failed. `terminal` is
+    Status is completed, pruned (stopped by the scheduler), diverged, failed or infeasible. `terminal` is
     the last report of a trial that raised (it holds TRIAL_STATUS); `error` what Tune caught
     when the trial's worker died more often than it was retried.
     """
@@ -207,6 +207,8 @@ class StoreRecorder(Callback):
             "seed": constant.get("trial_seed"),
             "node": constant.get("node"),
             "params_count": constant.get("params_count"),
+            "macs": constant.get("macs"),
+            "latency_ms": constant.get("latency_ms"),
             "best_epoch": None if best is None else best["epoch"],
         }
         for metric in self._metrics:

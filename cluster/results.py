@@ -1,4 +1,9 @@
-"""Reading a run's results: the ranking of trials by their cross-validated objective."""
+"""Reading a run's results: the ranking of trials by their cross-validated objective.
+
+With several objectives, the trials no completed trial dominates form the Pareto set; it is
+computed from the trials table whenever it is read (`pareto_trials`), so it always reflects
+every recorded trial.
+"""
 
 from __future__ import annotations
 
@@ -42,6 +47,33 @@ def best_trial(run_dir: Path, spec: Spec) -> dict[str, Any]:
     return ranked[0]
 
 
+def pareto_trials(rows: Sequence[dict[str, Any]], spec: Spec) -> list[dict[str, Any]]:
+    """The Pareto-optimal rows among `rows` by the spec's objectives, in the order given.
+
+    Only completed trials count: a pruned trial's scores come from fewer epochs, and other
+    statuses have none. With a single objective, the set is its best trial(s).
+    """
+    from nas.pareto import pareto_front
+
+    objectives = spec.objectives
+    completed = [row for row in rows if row["status"] == "completed"]
+    values = [[row.get(o.key) for o in objectives] for row in completed]
+    return [completed[i] for i in pareto_front(values, [o.mode for o in objectives])]
+
+
+def trial_by_number(run_dir: Path, number: int) -> dict[str, Any]:
+    """The trials row of trial `number`; StoreError naming the numbers there are if none."""
+    from cluster.store import read_table
+
+    rows = read_table(run_dir, "trials").to_pylist()
+    for row in rows:
+        if row["trial_number"] == number:
+            return row
+    numbers = sorted(r["trial_number"] for r in rows if r["trial_number"] is not None)
+    shown = ", ".join(map(str, numbers[:20])) + (" ..." if len(numbers) > 20 else "")
+    raise StoreError(f"--pick: {run_dir} has no trial number {number}; it has {shown or 'none'}")
+
+
 def best_trials_table(run_dir: Path, *, top: int) -> str:
     """A plain-text table of the `top` best trials: objective mean +- std and searched params."""
     spec = load_run_spec(run_dir)
@@ -63,14 +95,21 @@ def trials_table(
     """`rows` as a plain-text table under `title`; `rank` is each row's place in `ranked`.
 
     The columns: rank, trial, status, the objective's fold mean +- std, epochs, parameter
-    count, the searched parameters, then any `extra` columns of the trials table.
+    count, with several objectives the others' values and a `*` on the Pareto set, the
+    searched parameters, then any `extra` columns of the trials table.
     """
     rank_of = {row["trial_id"]: rank for rank, row in enumerate(ranked, start=1)}
     searched = [f"param.{p.name}" for p in spec.parameters() if p.searched]
-    extra = [name for name in extra if name not in searched]
     metric = spec.evaluation.metric
+    # Several objectives: each other one's value, and a mark on the Pareto set.
+    others = [o.key for o in spec.objectives if o.key not in (spec.objective, "params_count")]
+    extra = [name for name in extra if name not in (*searched, *others)]
 
     header = ["rank", "trial", "status", f"{metric} (mean +- std)", "epochs", "params"]
+    pareto = (
+        {row["trial_id"] for row in pareto_trials(ranked, spec)} if spec.multi_objective else None
+    )
+    header += others + ([] if pareto is None else ["pareto"])
     header += [name.removeprefix("param.") for name in [*searched, *extra]]
     lines = [header]
     for row in rows:
@@ -83,6 +122,9 @@ def trials_table(
             str(row["epochs_run"]),
             str(row.get("params_count") or "-"),
         ]
+        line += [show_cell(row.get(name)) for name in others]
+        if pareto is not None:
+            line.append("*" if row["trial_id"] in pareto else "")
         line += [show_cell(row.get(name)) for name in [*searched, *extra]]
         lines.append(line)
 

@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from cluster.rundir import SPEC_FILE
 from nas.numbering import FinishedTrial
+from nas.objectives import COSTS
 from search_spaces.domains import Choice, Fixed, FloatRange, IntRange, LogRange, show_value
 from search_spaces.errors import SpecError, StoreError
 
@@ -101,8 +102,19 @@ def finished_trials(store: ResultsStore, *, metric: str) -> dict[int, FinishedTr
         if row["status"] in ("completed", "pruned") and by_epoch:
             values = by_epoch[max(by_epoch)]
             value = math.fsum(values) / len(values)
+        # FIXME: other metrics' values are their best epoch's, not the last epoch's that an
+        # uninterrupted search would have told a multi-objective strategy.
+        others = {
+            key: float(value)
+            for key, value in row.items()
+            if (key in COSTS or key.endswith("_mean")) and value is not None
+        }
         finished[number] = FinishedTrial(
-            number=number, value=value, stopped_early=row["status"] == "pruned"
+            number=number,
+            value=value,
+            stopped_early=row["status"] == "pruned",
+            others=others,
+            infeasible=row["status"] == "infeasible",
         )
     return finished
 

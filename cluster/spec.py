@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, model_validator
 
+from nas.objectives import BOUNDS, COSTS, Objective
 from nas.variants import grid_points
 from search_spaces.builder import (
     ACTIVATIONS,
@@ -243,6 +244,29 @@ class EvaluationSection(_Section):
     stratified: bool | None = None
     metric: str = "loss"
     mode: Literal["max", "min"] | None = None
+    # [{accuracy: max}, {latency_ms: min}]: several objectives, checked by Spec (metrics
+    # depend on the task); None optimises `metric` alone.
+    objectives: SkipValidation[Any] = None
+
+
+class ConstraintsSection(_Section):
+    """Upper bounds on a candidate's costs; a candidate over one is recorded, never trained."""
+
+    max_params: int | None = Field(default=None, ge=1)
+    max_macs: int | None = Field(default=None, ge=1)
+    max_latency_ms: float | None = Field(default=None, gt=0.0)
+
+    def bounds(self) -> dict[str, float]:
+        """The bounds set, by spec key (`max_params`)."""
+        return {key: getattr(self, key) for key in BOUNDS if getattr(self, key) is not None}
+
+
+class CompressionSection(_Section):
+    """What `archsearch compress` makes of the exported model."""
+
+    prune_rates: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = [0.5]
+    quantize: bool = True
+    finetune_epochs: int = Field(default=0, ge=0, le=100)
 
 
 class SearchSection(_Section):
@@ -254,6 +278,7 @@ class SearchSection(_Section):
     reduction_factor: float = Field(default=3.0, gt=1.0)
     # Times a trial whose worker process died is run again from its last epoch's checkpoint.
     max_retries: int = Field(default=1, ge=0, le=100)
+    constraints: ConstraintsSection = ConstraintsSection()
 
     @model_validator(mode="after")
     def _known_names(self) -> SearchSection:
@@ -327,6 +352,7 @@ class Spec(_Section):
     resources: ResourcesSection = ResourcesSection()
     cluster: ClusterSection = ClusterSection()
     tracking: TrackingSection = TrackingSection()
+    compression: CompressionSection = CompressionSection()
 
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
@@ -386,6 +412,8 @@ class Spec(_Section):
     def _check_evaluation(self) -> None:
         evaluation = self.evaluation
         produced = metric_names(self.task)
+        if evaluation.objectives is not None:
+            self._check_objectives(produced)
         if evaluation.metric not in produced:
             raise ValueError(
                 f"evaluation.metric: {evaluation.metric!r} is not produced for {self.task}"
@@ -407,6 +435,53 @@ class Spec(_Section):
             )
         if evaluation.stratified is None:
             evaluation.stratified = self.task == "classification"
+
+    def _check_objectives(self, produced: list[str]) -> None:
+        """Parse `evaluation.objectives`; the first metric among them is the primary one."""
+        evaluation = self.evaluation
+        raw = evaluation.objectives
+        where = "evaluation.objectives"
+        shape = "write a list of one-key mappings, e.g. [{accuracy: max}, {latency_ms: min}]"
+        if not isinstance(raw, list) or not raw:
+            raise ValueError(f"{where}: expected a non-empty list, got {show_value(raw)}; {shape}")
+
+        parsed: list[Objective] = []
+        for i, item in enumerate(raw):
+            if not isinstance(item, dict) or len(item) != 1:
+                raise ValueError(f"{where}.{i}: expected one name: mode, got {show_value(item)}")
+            ((name, mode),) = item.items()
+            known = [*produced, *COSTS]
+            if name not in known:
+                raise ValueError(
+                    f"{where}.{i}: {name!r} is neither a metric of {self.task} nor a cost"
+                    f"{did_you_mean(str(name), known)}; choose from {', '.join(known)}"
+                )
+            natural = "min" if name in COSTS else METRICS[name].mode
+            if mode not in ("max", "min"):
+                raise ValueError(f"{where}.{i}: mode of {name} must be max or min, got {mode!r}")
+            if mode != natural:
+                raise ValueError(
+                    f"{where}.{i}: {name}: {mode} would favour the worst {name}; "
+                    f"write {{{name}: {natural}}}"
+                )
+            if any(o.name == name for o in parsed):
+                raise ValueError(f"{where}.{i}: {name} is listed twice; list each objective once")
+            parsed.append(Objective(name, mode))
+
+        metrics = [o.name for o in parsed if not o.is_cost]
+        if not metrics:
+            raise ValueError(
+                f"{where}: only costs are listed, which are known before training; add a "
+                f"metric such as {{{produced[0]}: {METRICS[produced[0]].mode}}}"
+            )
+        if "metric" in evaluation.model_fields_set and evaluation.metric not in metrics:
+            raise ValueError(
+                f"evaluation.metric: {evaluation.metric} is not among evaluation.objectives "
+                f"({', '.join(o.name for o in parsed)}); leave metric out or list it there"
+            )
+        if "metric" not in evaluation.model_fields_set:
+            evaluation.metric = metrics[0]
+        evaluation.objectives = parsed
 
     def parameters(self) -> list[Parameter]:
         """The flat named parameters, fixed ones included (see search_spaces.parameters)."""
@@ -431,6 +506,17 @@ class Spec(_Section):
     def mode(self) -> str:
         assert self.evaluation.mode is not None  # set by validation
         return self.evaluation.mode
+
+    @property
+    def objectives(self) -> list[Objective]:
+        """Every objective: `evaluation.objectives`, else the one metric with its mode."""
+        if self.evaluation.objectives is None:
+            return [Objective(self.evaluation.metric, self.mode)]
+        return list(self.evaluation.objectives)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
 
 def parse_spec(raw: Any, *, source: str = "spec") -> Spec:

@@ -40,7 +40,8 @@ from trainers.atomic import sync_folder, write_atomically
 logger = logging.getLogger(__name__)
 
 TABLES = ("trials", "folds", "epochs")
-STATUSES = ("completed", "pruned", "failed", "diverged")
+# infeasible: a cost exceeded a bound of search.constraints, so the trial never trained.
+STATUSES = ("completed", "pruned", "failed", "diverged", "infeasible")
 FORMAT_VERSION = 1
 LAYOUT_FILE = "store.json"
 
@@ -113,6 +114,9 @@ class _Layout:
             pa.field("best_epoch", pa.int64()),
             pa.field("epochs_run", pa.int64()),
             pa.field("params_count", pa.int64()),
+            # One sample's multiply-accumulates and median single-thread CPU latency.
+            pa.field("macs", pa.int64()),
+            pa.field("latency_ms", pa.float64()),
             pa.field("seconds", pa.float64()),
             pa.field("error", pa.string()),
         ]

@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.numbering import trial_number
+from nas.objectives import INFEASIBLE_KEY, violations
 from nas.strategies import sampled_values
-from search_spaces.builder import build_model, count_parameters
+from search_spaces.builder import build_model
 from search_spaces.errors import ArchsearchError
 from search_spaces.parameters import Parameter, resolve
 from trainers.inputs import model_arguments
@@ -72,6 +73,8 @@ class TrialSettings:
     patience: int | None
     search_seed: int
     threads: int
+    # (spec key, limit) of search.constraints, e.g. ("max_params", 200000).
+    constraints: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,14 +198,22 @@ def score_candidate(
     try:
         candidate = resolve(settings.parameters, sampled_values(config))
         dataset = data.dataset
-        constant["params_count"] = count_parameters(
-            build_model(
-                candidate["model"],
-                dropout=candidate["regularization"]["dropout"],
-                n_outputs=dataset.n_outputs,
-                **model_arguments(dataset),
+        # Every report carries the costs, so strategies can optimise them as objectives.
+        constant |= candidate_cost(candidate, dataset)
+        exceeded = violations(constant, dict(settings.constraints))
+        if exceeded:
+            report(
+                {
+                    **constant,
+                    TRIAL_STATUS: "infeasible",
+                    TRIAL_ERROR: f"over search.constraints: {'; '.join(exceeded)}; not trained",
+                    INFEASIBLE_KEY: True,
+                    objective: math.nan,
+                    "last_report": True,
+                },
+                None,
             )
-        )
+            return
         cross_validate(
             candidate,
             dataset,
@@ -233,6 +244,21 @@ def score_candidate(
     finally:
         for folder in saved:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def candidate_cost(candidate: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """params_count, macs and latency_ms of one sample through the candidate's fresh model."""
+    from trainers.cost import example_input, measure_cost
+
+    arguments = model_arguments(dataset)
+    model = build_model(
+        candidate["model"],
+        dropout=candidate["regularization"]["dropout"],
+        n_outputs=dataset.n_outputs,
+        **arguments,
+    )
+    sample = example_input(arguments["input_shape"], vocab_size=arguments.get("vocab_size"))
+    return measure_cost(model, sample).as_dict()
 
 
 def error_line(error: BaseException) -> str:

@@ -25,6 +25,7 @@ import math
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from nas.numbering import TRIAL_NUMBER_KEY, FinishedTrial
+from nas.objectives import BOUNDS, INFEASIBLE_KEY, Objective
 from search_spaces.domains import (
     Choice,
     Domain,
@@ -132,6 +134,12 @@ class BayesianSearch(Searcher):
             when the space holds fewer distinct configs; see `trial_limit`).
         state_path: Where to save the search after each new suggestion, for `resume`; None
             saves nothing by itself (Tune may still call `save`).
+        objectives: Several objectives (metric fold means and costs) for Ax's multi-objective
+            optimisation; `metric` and `mode` then name the first metric among them, for
+            Tune. Empty: `metric` alone.
+        bounds: Upper bounds on costs by spec key (`max_params`), Ax's outcome constraints
+            (or, on a cost that is an objective, its objective threshold). A trial over a
+            bound reports its costs only, and Ax learns where the infeasible region lies.
 
     Each suggestion maps every searched parameter name (`optimizer.lr`) to a plain Python
     value: int for int ranges, float for real ranges, choice values as the spec lists them.
@@ -146,6 +154,8 @@ class BayesianSearch(Searcher):
         seed: int,
         max_trials: int,
         state_path: str | None = None,
+        objectives: Sequence[Objective] = (),
+        bounds: Mapping[str, float] | None = None,
     ) -> None:
         if mode not in ("min", "max"):
             raise SpecError(f"evaluation.mode: must be min or max, got {mode!r}")
@@ -161,6 +171,17 @@ class BayesianSearch(Searcher):
             )
         self._dependents = _dependents(self._dimensions, parameters)
         self._seed = seed
+        # (result key, mode, Ax metric name) of each objective; one keeps the old Ax name.
+        self._goals = (
+            [(o.key, o.mode, _ax_metric(o.key)) for o in objectives]
+            if len(objectives) > 1
+            else [(metric, mode, AX_METRIC)]
+        )
+        # (result key, upper bound, Ax metric name) of each cost bound.
+        self._bounds = [
+            (BOUNDS[key], float(limit), _ax_metric(BOUNDS[key]))
+            for key, limit in (bounds or {}).items()
+        ]
 
         # Ax cannot propose more distinct configs than a finite space holds, and it spends
         # many seconds of rejection sampling before it admits that the space is exhausted.
@@ -246,9 +267,30 @@ class BayesianSearch(Searcher):
             return
         self._open.discard(trial_id)
         index = self._trial_index[trial_id]
-        value, problem = _final_value(result, metric=self.metric, error=error)
         stopped_early = result is not None and result.get("last_report") is False
-        self._tell(index, value, problem=problem, stopped_early=stopped_early)
+        infeasible = result is not None and bool(result.get(INFEASIBLE_KEY))
+        values, problem = self._final_values(result, error=error, infeasible=infeasible)
+        self._tell(index, values, problem=problem, stopped_early=stopped_early)
+
+    def _final_values(
+        self, result: Mapping[str, Any] | None, *, error: bool, infeasible: bool
+    ) -> tuple[dict[str, float], str | None]:
+        """Ax's data from a trial's last result, or the reason there is none to hand."""
+        wanted = [(key, ax) for key, _, ax in self._goals]
+        if infeasible:
+            # Only the costs exist; Ax models them to steer away from the bounds.
+            wanted = []
+        wanted += [(key, ax) for key, _, ax in self._bounds if (key, ax) not in wanted]
+        if not wanted:
+            return {}, "its costs exceed search.constraints"
+
+        values: dict[str, float] = {}
+        for key, ax in wanted:
+            value, problem = _final_value(result, metric=key, error=error)
+            if problem is not None:
+                return {}, problem
+            values[ax] = value
+        return values, None
 
     def resume(self, finished: Mapping[int, FinishedTrial]) -> None:
         """Go on with the search saved at `state_path`, whose finished trials are `finished`.
@@ -285,10 +327,15 @@ class BayesianSearch(Searcher):
             if done is None:
                 self._again.append(index)
             elif not trial.status.is_terminal:
-                value, problem = _final_value(
-                    {self.metric: done.value}, metric=self.metric, error=False
+                recorded = {
+                    **done.others,
+                    self.metric: done.value,
+                    INFEASIBLE_KEY: done.infeasible,
+                }
+                values, problem = self._final_values(
+                    recorded, error=False, infeasible=done.infeasible
                 )
-                self._tell(index, value, problem=problem, stopped_early=done.stopped_early)
+                self._tell(index, values, problem=problem, stopped_early=done.stopped_early)
         # Results come back under the new trials' ids.
         self._open.clear()
         self._saved = None
@@ -298,8 +345,10 @@ class BayesianSearch(Searcher):
             len(self._again),
         )
 
-    def _tell(self, index: int, value: float, *, problem: str | None, stopped_early: bool) -> None:
-        """Hand Ax one trial's final value, or mark it failed when there is none."""
+    def _tell(
+        self, index: int, values: dict[str, float], *, problem: str | None, stopped_early: bool
+    ) -> None:
+        """Hand Ax one trial's final values by Ax name, or mark it failed when there are none."""
         self._saved = None
         if self._client._experiment.trials[index].status.is_terminal:
             # Run again after a resume, but Ax had its result already.
@@ -309,12 +358,22 @@ class BayesianSearch(Searcher):
                 # Never hand Ax a NaN or a missing value: it would fit its model to it.
                 logger.info("Ax trial %d failed: %s", index, problem)
                 self._client.mark_trial_failed(index, failed_reason=problem)
+            elif len(values) < len(self._goals):
+                # Over a cost bound: Ax models the costs it has and marks the objectives
+                # missing, which it warns about at every such trial.
+                ax_logger = logging.getLogger("ax.api.client")
+                level = ax_logger.level
+                ax_logger.setLevel(logging.ERROR)
+                try:
+                    self._client.complete_trial(index, raw_data=values)
+                finally:
+                    ax_logger.setLevel(level)
             elif stopped_early:
                 # A scheduler stopped it: the value is real but from fewer epochs.
-                self._client.attach_data(index, raw_data={AX_METRIC: value})
+                self._client.attach_data(index, raw_data=values)
                 self._client.mark_trial_early_stopped(index)
             else:
-                self._client.complete_trial(index, raw_data={AX_METRIC: value})
+                self._client.complete_trial(index, raw_data=values)
 
     def save(self, checkpoint_path: str) -> None:
         """Write the Ax experiment and the trial id map to one JSON file, atomically."""
@@ -330,6 +389,8 @@ class BayesianSearch(Searcher):
                 "parameters": [d.name for d in self._dimensions],
                 "metric": self.metric,
                 "mode": self.mode,
+                "goals": [list(goal) for goal in self._goals],
+                "bounds": [list(bound) for bound in self._bounds],
                 "trial_index": self._trial_index,
                 "open": sorted(self._open),
                 "ax": ax_state,
@@ -387,16 +448,32 @@ class BayesianSearch(Searcher):
                 f"({state['mode']}) but the spec asks for {self.metric} ({self.mode}); resume "
                 "with the spec it started with"
             )
+        saved = (
+            state.get("goals", [[self.metric, self.mode, AX_METRIC]]),
+            state.get("bounds", []),
+        )
+        if saved != ([list(g) for g in self._goals], [list(b) for b in self._bounds]):
+            raise SpecError(
+                f"evaluation.objectives: the search saved at {path} had other objectives or "
+                "search.constraints than the spec; resume with the spec it started with"
+            )
 
     def _new_client(self) -> Client:
         from ax.api.client import Client
 
         configs = [d.config(self._dependents.get(d.name)) for d in self._dimensions]
-        objective = AX_METRIC if self.mode == "max" else f"-{AX_METRIC}"
+        # "m_accuracy_mean, -m_latency_ms" is Ax's multi-objective form.
+        # FIXME: after Sobol's start each multi-objective suggestion (BoTorch's qLogNEHVI) took
+        # Ax 20-60 s on a busy 2-core machine, longer than a small trial trains; would fewer
+        # acquisition restarts (or thresholds from the spec) keep its quality?
+        objective = ", ".join(ax if mode == "max" else f"-{ax}" for _, mode, ax in self._goals)
+        constraints = [f"{ax} <= {limit!r}" for _, limit, ax in self._bounds]
         client = Client(random_seed=self._seed)
         with _quiet_ax():
             client.configure_experiment(parameters=configs, name="archsearch")
-            client.configure_optimization(objective=objective)
+            client.configure_optimization(
+                objective=objective, outcome_constraints=constraints or None
+            )
             client.configure_generation_strategy(
                 method="fast",
                 # Half the budget on space-filling points, from two (so that a Sobol step exists
@@ -416,6 +493,11 @@ class BayesianSearch(Searcher):
             d.name: d.decode(ax_values[d.ax_name]) if d.ax_name in ax_values else d.placeholder
             for d in self._dimensions
         }
+
+
+def _ax_metric(key: str) -> str:
+    """Ax's name for a result key: a prefix keeps sympy from reading it as a constant (E)."""
+    return "m_" + re.sub(r"\W", "_", key)
 
 
 def _dimensions(parameters: Sequence[Parameter]) -> list[_Dimension]:
@@ -546,11 +628,19 @@ def _quiet_ax() -> Iterator[None]:
     Ax logs every trial it generates or completes at INFO through a handler of its own, on an
     "ax" logger that does not propagate; Tune's progress report already says the same.
     """
+    from ax.exceptions.core import AxOptimizationWarning
     from ax.utils.common.logger import ROOT_STREAM_HANDLER
 
     previous = ROOT_STREAM_HANDLER.level
     ROOT_STREAM_HANDLER.setLevel(max(previous, logging.WARNING))
     try:
-        yield
+        with warnings.catch_warnings():
+            # Without objective thresholds Ax infers them, as we mean it to; the warning
+            # would repeat at every suggestion of a multi-objective search.
+            warnings.filterwarnings("ignore", message=".*without objective thresholds.*")
+            warnings.filterwarnings("ignore", category=AxOptimizationWarning)
+            # BoTorch's multi-objective code copies a tensor the way torch warns about.
+            warnings.filterwarnings("ignore", message="To copy construct from a tensor")
+            yield
     finally:
         ROOT_STREAM_HANDLER.setLevel(previous)

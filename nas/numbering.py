@@ -8,7 +8,7 @@ searcher's trials get random ids instead, so searchers put the number in the con
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # Config key under which a searcher passes the trial's number; not a searched parameter.
@@ -40,8 +40,13 @@ class FinishedTrial:
         number: The trial's number.
         value: The objective of the trial's last report; NaN when it failed or diverged.
         stopped_early: A scheduler stopped it before its last epoch.
+        others: Its other recorded values by result key (costs, other metrics' fold means),
+            for strategies with several objectives or cost bounds.
+        infeasible: Its costs exceeded a bound, so it never trained.
     """
 
     number: int
     value: float
     stopped_early: bool = False
+    others: Mapping[str, float] = field(default_factory=dict)
+    infeasible: bool = False

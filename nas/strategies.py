@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas.numbering import FinishedTrial
+from nas.objectives import Objective
 from nas.schedulers import SCHEDULERS, build_scheduler
 from nas.variants import GRID_KEY, grid_points, random_space, variant_generator
 from search_spaces.domains import did_you_mean
@@ -81,6 +82,8 @@ def build_search(
     max_concurrent: int,
     finished: Mapping[int, FinishedTrial] | None = None,
     state_path: str | None = None,
+    objectives: Sequence[Objective] = (),
+    bounds: Mapping[str, float] | None = None,
 ) -> SearchPlan:
     """Plan a search over the searched parameters (fixed ones are left to parameters.resolve).
 
@@ -96,6 +99,9 @@ def build_search(
             (maybe none); they are not run again. None for a new search.
         state_path: A file where a strategy with state (Bayesian) keeps it after each
             suggestion, and reads it back when `finished` is given. None keeps it nowhere.
+        objectives: Several objectives for a strategy that optimises them jointly (Bayesian);
+            grid and random only record them. Empty: `metric` alone.
+        bounds: Cost bounds by spec key (`max_params`), for a strategy that models them.
 
     Raises:
         SpecError: the strategy is unknown or cannot search these parameters.
@@ -131,6 +137,8 @@ def build_search(
         max_concurrent=max_concurrent,
         finished=finished if resuming else None,
         state_path=state_path,
+        objectives=objectives,
+        bounds=bounds,
     )
 
 
@@ -205,6 +213,8 @@ def _bayesian_plan(
     max_concurrent: int,
     finished: Mapping[int, FinishedTrial] | None,
     state_path: str | None,
+    objectives: Sequence[Objective],
+    bounds: Mapping[str, float] | None,
 ) -> SearchPlan:
     from ray.tune.search import ConcurrencyLimiter
 
@@ -212,7 +222,14 @@ def _bayesian_plan(
 
     wanted = trials if trials is not None else DEFAULT_TRIALS
     searcher = BayesianSearch(
-        parameters, metric=metric, mode=mode, seed=seed, max_trials=wanted, state_path=state_path
+        parameters,
+        metric=metric,
+        mode=mode,
+        seed=seed,
+        max_trials=wanted,
+        state_path=state_path,
+        objectives=objectives,
+        bounds=bounds,
     )
     if finished is not None:
         searcher.resume(finished)

@@ -40,7 +40,8 @@ pytestmark = pytest.mark.slow
 ARCHSEARCH = str(Path(sys.executable).parent / "archsearch")
 
 # Columns that may differ between two runs of the same trial: where and how fast it ran.
-RUN_COLUMNS = ("trial_id", "node", "seconds")
+# latency_ms is a wall time too: the candidate's measured single-sample latency.
+RUN_COLUMNS = ("trial_id", "node", "seconds", "latency_ms")
 
 
 def _spec(strategy: str = "random", trials: int = 8, epochs: int = 8) -> dict[str, Any]:

@@ -142,6 +142,8 @@ def test_trials_schema_has_every_column_with_its_exact_type(tmp_path: Path) -> N
         ("best_epoch", pa.int64(), True),
         ("epochs_run", pa.int64(), True),
         ("params_count", pa.int64(), True),
+        ("macs", pa.int64(), True),
+        ("latency_ms", pa.float64(), True),
         ("seconds", pa.float64(), True),
         ("error", pa.string(), True),
     ]
@@ -269,7 +271,7 @@ def test_trials_come_back_in_trial_number_order(tmp_path: Path) -> None:
     assert store.completed_trial_ids() == {"a", "b", "c"}
 
 
-@pytest.mark.parametrize("status", ["completed", "pruned", "failed", "diverged"])
+@pytest.mark.parametrize("status", ["completed", "pruned", "failed", "diverged", "infeasible"])
 def test_every_final_status_counts_as_done(tmp_path: Path, status: str) -> None:
     store = make_store(tmp_path)
     write(store, status=status)

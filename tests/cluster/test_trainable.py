@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from cluster.trainable import (
     score_candidate,
     trial_seed,
 )
+from nas.objectives import INFEASIBLE_KEY
 from trainers.datasets import load_dataset
 from trainers.folds import make_folds
 from trainers.loop import EpochReport, load_cv_state
@@ -114,7 +116,8 @@ def _score(config, data, settings, **kwargs: Any) -> _Reports:
 
 
 def _numbers(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k not in ("epoch_seconds", "pid")}
+    # Wall times differ between runs: the epoch's, and the candidate's measured latency.
+    return {k: v for k, v in result.items() if k not in ("epoch_seconds", "pid", "latency_ms")}
 
 
 def test_every_epoch_but_the_last_goes_out_with_its_state_then_the_folder_goes() -> None:
@@ -178,3 +181,29 @@ def test_result_without_the_objective_fails_the_trial_naming_what_it_had(monkeyp
         "MissingObjective: the trial reported no accuracy_mean; it reported f1, loss, "
         "precision, recall, roc_auc, train_loss"
     )
+
+
+def test_candidate_over_a_cost_bound_is_recorded_with_its_costs_and_never_trained() -> None:
+    config, data, settings = _setup("breast_cancer", "accuracy")
+    # The 30-8-2 MLP of _setup has 30*8+8 + 8*2+2 = 266 parameters.
+    bounded = dataclasses.replace(settings, constraints=(("max_params", 200),))
+
+    reports = _score(config, data, bounded)
+
+    (last,) = reports.results  # no epoch ran
+    assert last[TRIAL_STATUS] == "infeasible" and last[INFEASIBLE_KEY] is True
+    assert last["params_count"] == 266
+    assert "params_count 266 > max_params 200" in last[TRIAL_ERROR]
+    assert math.isnan(last["accuracy_mean"])
+    assert last["macs"] >= 266 - 10 and last["latency_ms"] > 0
+
+
+def test_every_report_carries_the_candidates_costs() -> None:
+    reports = _score(*_setup("breast_cancer", "accuracy"))
+
+    first = reports.results[0]
+    assert first["params_count"] == 266
+    # ptflops: 30*8 (+8 bias) and 8*2 (+2 bias) in the Linear layers, 8 in the ReLU, and a
+    # few for the functional ops of the forward (it counts 282 in all).
+    assert 266 + 8 <= first["macs"] <= 266 + 8 + 16
+    assert all(r["macs"] == first["macs"] for r in reports.results)
