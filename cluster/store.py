@@ -42,7 +42,8 @@ logger = logging.getLogger(__name__)
 TABLES = ("trials", "folds", "epochs")
 # infeasible: a cost exceeded a bound of search.constraints, so the trial never trained.
 STATUSES = ("completed", "pruned", "failed", "diverged", "infeasible")
-FORMAT_VERSION = 1
+# 2: trials gained the macs and latency_ms columns and the "infeasible" status.
+FORMAT_VERSION = 2
 LAYOUT_FILE = "store.json"
 
 # The training loss is recorded beside every metric, whatever the spec ranks by.
