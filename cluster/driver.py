@@ -8,7 +8,6 @@ folds every trial shares, start or join Ray, build the strategy and scheduler, a
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,10 +18,11 @@ from cluster.progress import ProgressReporter
 from cluster.recorder import StoreRecorder
 from cluster.resume import finished_trials
 from cluster.rundir import STRATEGY_STATE_FILE, hold_run_dir, write_spec_copy
-from cluster.runtime import available_cpus, ray_session
+from cluster.runtime import ray_session
 from cluster.store import ResultsStore
 from cluster.tracking import check_tracking, tracking_callbacks
 from cluster.trainable import TrialData, TrialSettings, train_candidate
+from cluster.workers import trial_concurrency, trial_resources, worker_plan
 from nas.strategies import build_scheduler, build_search, sampled_values
 from search_spaces.builder import build_model
 from search_spaces.domains import Domain, domain_values
@@ -124,8 +124,10 @@ def run_search(
     resources = spec.resources
 
     with lock, ray_session(address=spec.cluster.address, dashboard=spec.cluster.dashboard):
-        concurrency = spec.search.concurrency or max(
-            1, math.floor(available_cpus() / resources.cpus_per_trial)
+        import ray
+
+        concurrency = spec.search.concurrency or trial_concurrency(
+            resources, ray.cluster_resources()
         )
         plan = build_search(
             [p for p in parameters if p.searched],
@@ -177,6 +179,7 @@ def run_search(
                 f"{max(plan.total_trials - len(finished), 0)} to run"
             )
 
+        data = TrialData(search_data, tuple(folds))
         settings = TrialSettings(
             parameters=tuple(parameters),
             metric=spec.evaluation.metric,
@@ -184,13 +187,12 @@ def run_search(
             epochs=spec.training.epochs,
             patience=spec.training.patience,
             search_seed=spec.seed,
-            threads=max(1, int(resources.cpus_per_trial)),
+            threads=max(1, int(resources.cpus_per_worker)),
+            workers=worker_plan(resources, data=data, storage_path=str(run_dir.resolve())),
         )
         trainable = tune.with_resources(
-            tune.with_parameters(
-                train_candidate, data=TrialData(search_data, tuple(folds)), settings=settings
-            ),
-            {"cpu": resources.cpus_per_trial},
+            tune.with_parameters(train_candidate, data=data, settings=settings),
+            trial_resources(resources),
         )
         tuner = tune.Tuner(
             trainable,
