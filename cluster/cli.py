@@ -124,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
     from cluster.rundir import new_run_dir
     from cluster.runtime import use_loopback_only
     from cluster.spec import apply_overrides, parse_spec, read_spec_file
+    from cluster.storage import is_uri
 
     overrides = _overrides(args)
     if args.resume is not None:
@@ -135,6 +136,12 @@ def _run(args: argparse.Namespace) -> int:
         raw = apply_overrides(read_spec_file(args.spec), overrides)
         spec = parse_spec(raw, source=args.spec)
         run_dir = new_run_dir(spec, output=args.output)
+        if is_uri(str(run_dir)) and not args.no_export:
+            # FIXME: the refit and export write local files only.
+            raise SpecError(
+                f"--output: {run_dir} is on an object store, where this version cannot export "
+                "the model yet; add --no-export"
+            )
         # The copy kept in the run directory is the spec as run: overrides written in.
         spec_text = (
             yaml.safe_dump(raw, sort_keys=False)

@@ -19,6 +19,7 @@ from cluster.recorder import StoreRecorder
 from cluster.resume import finished_trials
 from cluster.rundir import STRATEGY_STATE_FILE, hold_run_dir, write_spec_copy
 from cluster.runtime import ray_session
+from cluster.storage import RemotePath, check_storage, tune_storage
 from cluster.store import ResultsStore
 from cluster.tracking import check_tracking, tracking_callbacks
 from cluster.trainable import TrialData, TrialSettings, train_candidate
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 class SearchSummary:
     """What a finished search tells its caller."""
 
-    run_dir: Path
+    run_dir: Path | RemotePath
     trials: int
     stopped_early: int
     seconds: float
@@ -84,7 +85,7 @@ def check_models_build(spec: Spec, dataset: Dataset) -> None:
 def run_search(
     spec: Spec,
     *,
-    run_dir: Path,
+    run_dir: Path | RemotePath,
     spec_text: str,
     stream: TextIO | None,
     resume: bool = False,
@@ -122,10 +123,13 @@ def run_search(
         store.remove_uncommitted()
         finished = finished_trials(store, metric=spec.evaluation.metric)
     resources = spec.resources
+    remote = isinstance(run_dir, RemotePath)
 
     with lock, ray_session(address=spec.cluster.address, dashboard=spec.cluster.dashboard):
         import ray
 
+        # Every node writes trial state there; a folder only this machine sees fails now.
+        check_storage(run_dir)
         concurrency = spec.search.concurrency or trial_concurrency(
             resources, ray.cluster_resources()
         )
@@ -138,7 +142,9 @@ def run_search(
             seed=spec.seed,
             max_concurrent=concurrency,
             finished=finished,
-            state_path=str(run_dir / STRATEGY_STATE_FILE),
+            # FIXME: Ax saves its state to a local file only, so a Bayesian search in an s3://
+            # or gs:// run directory cannot be resumed.
+            state_path=None if remote else str(run_dir / STRATEGY_STATE_FILE),
         )
         scheduler = build_scheduler(
             spec.search.scheduler,
@@ -188,7 +194,7 @@ def run_search(
             patience=spec.training.patience,
             search_seed=spec.seed,
             threads=max(1, int(resources.cpus_per_worker)),
-            workers=worker_plan(resources, data=data, storage_path=str(run_dir.resolve())),
+            workers=worker_plan(resources, data=data, storage=tune_storage(run_dir)),
         )
         trainable = tune.with_resources(
             tune.with_parameters(train_candidate, data=data, settings=settings),
@@ -207,7 +213,7 @@ def run_search(
             ),
             run_config=tune.RunConfig(
                 name="tune",
-                storage_path=str(run_dir.resolve()),
+                **tune_storage(run_dir),
                 verbose=0,
                 callbacks=[recorder, reporter, *tracking_callbacks(spec), *callbacks],
                 # Only a dead worker reaches Tune as a failure: the trainable turns its own

@@ -488,7 +488,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    from cluster.storage import location
+
+    path = location(path)  # a spec kept in an s3:// run directory is read from there
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -57,15 +57,17 @@ class WorkerPlan:
     gpus_per_worker: float
     data: ObjectRef  # the search's TrialData, put in the object store once by the driver
     storage_path: str  # where Ray Train keeps its run state; shared by all nodes on a cluster
+    storage_filesystem: Any = None  # a pyarrow filesystem for a run directory given as a URI
 
 
 def worker_plan(
-    resources: ResourcesSection, *, data: TrialData, storage_path: str
+    resources: ResourcesSection, *, data: TrialData, storage: dict[str, Any]
 ) -> WorkerPlan | None:
     """The plan for a search whose trials need Ray Train workers, else None.
 
     Puts `data` into the object store; call it with Ray connected, and keep the plan for the
-    length of the search, since it holds the only reference to that object.
+    length of the search, since it holds the only reference to that object. `storage` is the
+    run directory's `cluster.storage.tune_storage`.
     """
     import ray
 
@@ -76,7 +78,8 @@ def worker_plan(
         cpus_per_worker=resources.cpus_per_worker,
         gpus_per_worker=resources.gpus_per_worker,
         data=ray.put(data),
-        storage_path=f"{storage_path.rstrip('/')}/workers",
+        storage_path=f"{storage['storage_path'].rstrip('/')}/workers",
+        storage_filesystem=storage.get("storage_filesystem"),
     )
 
 
@@ -124,6 +127,7 @@ def run_on_workers(
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
             storage_path=plan.storage_path,
+            storage_filesystem=plan.storage_filesystem,
             callbacks=[TuneReportCallback()],
             # A retry is Tune's to decide (search.max_retries), for the whole trial.
             failure_config=ray.train.FailureConfig(max_failures=0),

@@ -118,3 +118,48 @@ def test_local_locations_stay_paths(text, expected):
 def test_unknown_uri_scheme_is_one_line():
     with pytest.raises(StoreError, match=r"^cluster\.storage: cannot open nosuch://bucket/x \("):
         location("nosuch://bucket/x")
+
+
+def _spec_file(tmp_path: Path) -> Path:
+    import yaml
+
+    spec = {
+        "name": "s3-run",
+        "data": {"dataset": "digits", "subset": 200},
+        "model": {"family": "mlp", "depth": 1, "width": {"choice": [8, 16]}},
+        "training": {"epochs": 2},
+        "evaluation": {"folds": 2, "metric": "accuracy"},
+        "search": {"strategy": "grid"},
+        "tracking": {"tensorboard": False},
+    }
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+@pytest.mark.slow
+def test_search_writes_its_run_directory_to_s3(s3_uri, local_ray, tmp_path, capsys):
+    """A whole search (2 in-process trials, about 30 s) with --output on the S3 server."""
+    from cluster.cli import main
+
+    code = main(["run", str(_spec_file(tmp_path)), "--output", s3_uri, "--no-export", "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+
+    run = location(s3_uri)
+    trials = read_table(s3_uri, "trials").to_pylist()
+    assert sorted(t["param.model.width"] for t in trials) == [8, 16]
+    assert {t["status"] for t in trials} == {"completed"}
+    assert read_table(s3_uri, "epochs").num_rows == 2 * 2 * 2  # trials x folds x epochs
+    assert "name: s3-run" in (run / "spec.yaml").read_text()
+    assert (run / "tune").exists()  # Tune's own state went to the bucket as well
+    assert f"{run}: 2 trials (2 completed)" in out
+
+
+def test_export_into_s3_is_refused_before_the_search(s3_uri, tmp_path, capsys):
+    from cluster.cli import main
+
+    assert main(["run", str(_spec_file(tmp_path)), "--output", s3_uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("cannot export the model yet; add --no-export")
+    assert not (location(s3_uri) / "spec.yaml").exists()

@@ -1,0 +1,97 @@
+"""Trial resources and cluster addresses; the worker path itself runs in test_multinode.py."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cluster.runtime import ClusterError, check_reachable
+from cluster.spec import ResourcesSection, parse_spec
+from cluster.workers import WAITING_TRIAL_CPU, trial_concurrency, trial_resources
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize(
+    ("resources", "cluster", "expected"),
+    [
+        ({"cpus_per_trial": 1}, {"CPU": 3.0}, 3),
+        ({"cpus_per_trial": 0.25, "gpus_per_trial": 0.5}, {"CPU": 3.0, "GPU": 2.0}, 4),
+        ({"cpus_per_trial": 2, "gpus_per_trial": 0.5}, {"CPU": 3.0, "GPU": 2.0}, 1),
+        ({"cpus_per_trial": 0.1, "gpus_per_trial": 0.1}, {"CPU": 8.0, "GPU": 0.3}, 3),
+        ({"gpus_per_trial": 1}, {"CPU": 8.0}, 1),  # no GPU yet (an autoscaler may add one)
+    ],
+)
+def test_trial_concurrency_fits_cpus_and_gpus(resources, cluster, expected):
+    assert trial_concurrency(ResourcesSection(**resources), cluster) == expected
+
+
+def test_worker_trials_reserve_a_small_bundle_and_split_resources():
+    resources = ResourcesSection(cpus_per_trial=2, gpus_per_trial=1, workers_per_trial=4)
+
+    assert resources.uses_train_workers
+    assert (resources.cpus_per_worker, resources.gpus_per_worker) == (0.5, 0.25)
+    assert trial_resources(resources).bundles == [{"CPU": WAITING_TRIAL_CPU}]
+
+
+def test_one_cpu_worker_stays_in_process():
+    resources = ResourcesSection(cpus_per_trial=2)
+
+    assert not resources.uses_train_workers
+    assert trial_resources(resources).bundles == [{"CPU": 2.0}]
+
+
+def test_gpu_alone_takes_the_worker_path():
+    spec = parse_spec(
+        {
+            "name": "t",
+            "data": {"dataset": "digits"},
+            "model": {"family": "mlp"},
+            "resources": {"gpus_per_trial": 0.5},
+        }
+    )
+    assert spec.resources.uses_train_workers
+    assert spec.resources.workers_per_trial == 1
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]  # closed again when the block ends
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_unreachable_address_is_refused_at_once(scheme):
+    address = f"{scheme}127.0.0.1:{_closed_port()}"
+    with pytest.raises(ClusterError, match=rf"^cluster\.address: cannot reach {address} \("):
+        check_reachable(address, timeout=2)
+
+
+def test_auto_is_left_to_ray():
+    check_reachable("auto")  # no port to try; Ray reports a missing cluster itself
+
+
+def test_cli_with_unreachable_address_says_one_line(tmp_path):
+    spec = {"name": "t", "data": {"dataset": "digits", "subset": 100}, "model": {"family": "mlp"}}
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    address = f"127.0.0.1:{_closed_port()}"
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from cluster.cli import main; sys.exit(main())"]
+        + ["run", str(path), "--address", address]
+        + ["--output", str(tmp_path / "run"), "--no-export"],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"archsearch: cluster.address: cannot reach {address} (")
