@@ -6,10 +6,12 @@ a second) in four ways on a local Ray, one trial at a time, and prints seconds p
 - in-process:     the trial trains in the Tune trial (the path for one CPU worker);
 - bare trainer:   a TorchTrainer per trial whose workers only report once: what any trial on
                   Ray Train workers costs at least;
-- per fold:       a TorchTrainer per fold, each given its own copy of the data (how a trial
-                  would run without reuse);
-- archsearch:     cluster.workers: one TorchTrainer per trial for all folds, the data put in
-                  the object store once per search.
+- per-fold:       a TorchTrainer per fold, each given its own copy of the data, Ray Train's
+                  default 2 s controller poll (how a trial ran before the reuse work);
+- per-trial:      one TorchTrainer per trial for all folds, the data put in the object
+                  store once per search, still the 2 s poll;
+- archsearch:     cluster.workers as it is: per-trial, and the controller polling every
+                  0.2 s, so a trial ends as soon as its workers do.
 
     PYTHONPATH=$PWD .venv/bin/python tests/benchmarks/bench_multiworker_trial.py --trials 3
 
@@ -29,6 +31,7 @@ os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 WORKERS = 2
+RAY_DEFAULT_POLL = "2.0"  # Ray Train's own controller poll interval, in seconds
 
 
 def main() -> None:
@@ -49,7 +52,7 @@ def main() -> None:
     for way, value in seconds.items():
         print(f"  {way:<12} {value:7.2f}")
     bare, inprocess = seconds["bare"], seconds["in-process"]
-    for way in ("per-fold", "archsearch"):
+    for way in ("per-fold", "per-trial", "archsearch"):
         extra = seconds[way] - inprocess
         print(
             f"  {way}: {seconds[way] / bare:.2f}x a bare TorchTrainer trial; "
@@ -127,12 +130,15 @@ def _measure_all(*, trials: int) -> dict[str, float]:
     }
 
 
-def _bare_trainer_trial(config: dict[str, Any], *, storage: str) -> None:
+def _bare_trainer_trial(config: dict[str, Any], *, storage: str, poll: str = "2.0") -> None:
     import ray.train
     from ray import tune
     from ray.train.torch import TorchConfig, TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
+    from cluster.workers import POLL_ENV
+
+    os.environ[POLL_ENV] = poll
     trial_id = tune.get_context().get_trial_id()
     TorchTrainer(
         lambda: ray.train.report({"accuracy_mean": 0.0}),
@@ -148,7 +154,7 @@ def _bare_trainer_trial(config: dict[str, Any], *, storage: str) -> None:
     ).fit()
 
 
-def _per_fold_trial(config: dict[str, Any], *, data: Any, settings: Any) -> None:
+def _per_fold_trial(config: dict[str, Any], *, data: Any, settings: Any, poll: str) -> None:
     """Without reuse: a worker group per fold, each shipped its own copy of the data.
 
     The fold is given twice so that each of the two workers trains one fold, as in the
@@ -160,8 +166,9 @@ def _per_fold_trial(config: dict[str, Any], *, data: Any, settings: Any) -> None
     from ray import tune
 
     from cluster.trainable import TrialData
-    from cluster.workers import run_on_workers
+    from cluster.workers import POLL_ENV, run_on_workers
 
+    os.environ[POLL_ENV] = poll
     trial_id = tune.get_context().get_trial_id()
     for index, fold in enumerate(data.folds):
         plan = dataclasses.replace(
