@@ -196,8 +196,10 @@ def run_search(
             threads=max(1, int(resources.cpus_per_worker)),
             workers=worker_plan(resources, data=data, storage=tune_storage(run_dir)),
         )
+        # Worker trials read the data from the plan's object; a second copy would idle.
+        trial_data = data if settings.workers is None else None
         trainable = tune.with_resources(
-            tune.with_parameters(train_candidate, data=data, settings=settings),
+            tune.with_parameters(train_candidate, data=trial_data, settings=settings),
             trial_resources(resources),
         )
         tuner = tune.Tuner(

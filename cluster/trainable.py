@@ -112,8 +112,13 @@ def epoch_result(report: EpochReport) -> dict[str, Any]:
     return result
 
 
-def train_candidate(config: dict[str, Any], *, data: TrialData, settings: TrialSettings) -> None:
-    """Tune function trainable: trains the k fold-models in lockstep, reporting every epoch."""
+def train_candidate(
+    config: dict[str, Any], *, data: TrialData | None, settings: TrialSettings
+) -> None:
+    """Tune function trainable: trains the k fold-models in lockstep, reporting every epoch.
+
+    `data` may be None for trials on Ray Train workers, which read `settings.workers.data`.
+    """
     import ray
     import torch
     from ray import tune
@@ -127,6 +132,7 @@ def train_candidate(config: dict[str, Any], *, data: TrialData, settings: TrialS
         run_on_workers(config, settings=settings, plan=settings.workers, trial_id=trial_id)
         return
 
+    assert data is not None  # only worker trials go without
     # PyTorch would otherwise start one thread per core and fight the other trials for them.
     torch.set_num_threads(settings.threads)
 

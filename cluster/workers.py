@@ -20,8 +20,10 @@ shared memory instead of receiving a pickled copy each.
 
 The Tune trial itself only waits for the trainer; it asks Tune for a placement group of one
 small bundle, and Ray Train reserves the workers' CPUs and GPUs in a placement group of its
-own (`ScalingConfig`, packed). The driver caps concurrent trials so that every started trial's
-worker group fits the cluster (`trial_concurrency`).
+own (`ScalingConfig`, packed). Ray Train 2.60 always makes that group itself, so reserving
+the workers' share in Tune's group as well would hold every CPU and GPU twice. The driver caps
+concurrent trials so that every started trial's worker group fits the cluster
+(`trial_concurrency`).
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ logger = logging.getLogger(__name__)
 POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 POLL_SECONDS = "0.2"
 
-# CPU held by a Tune trial that only waits for its worker group. Ray refuses an empty bundle,
-# and a whole CPU would sit idle for the length of the trial.
+# CPU held by a Tune trial that only waits for its worker group: a token share, since a whole
+# CPU would sit idle for the length of the trial.
 WAITING_TRIAL_CPU = 0.01
 
 
