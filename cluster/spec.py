@@ -303,10 +303,25 @@ class ResourcesSection(_Section):
         return self.workers_per_trial > 1 or self.gpus_per_trial > 0
 
 
+# URI schemes pyarrow's filesystems open (cluster.storage); anything else is a typo.
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
 class ClusterSection(_Section):
-    address: str | None = None
-    storage: str = "runs"
+    address: str | None = Field(default=None, min_length=1)
+    storage: str = Field(default="runs", min_length=1)
     dashboard: bool = False
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> ClusterSection:
+        scheme, separator, _ = self.storage.partition("://")
+        if separator and scheme not in STORAGE_SCHEMES:
+            raise ValueError(
+                f"cluster.storage: unknown scheme {scheme!r} in {self.storage}"
+                f"{did_you_mean(scheme, STORAGE_SCHEMES)}; use a path or one of "
+                f"{', '.join(s + '://' for s in STORAGE_SCHEMES)}"
+            )
+        return self
 
 
 class MlflowSection(_Section):
