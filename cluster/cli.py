@@ -197,13 +197,15 @@ def _resumed_spec(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[
 
 
 def _results(args: argparse.Namespace) -> int:
+    from cluster.storage import location
+
+    run_dir = location(args.run_dir)  # also an s3:// or gs:// run directory
     if args.where is None and args.sort is None and args.format == "table":
-        _print_results(Path(args.run_dir), top=10 if args.top is None else args.top)
+        _print_results(run_dir, top=10 if args.top is None else args.top)
         return 0
 
     from cluster.query import format_trials, select_trials
 
-    run_dir = Path(args.run_dir)
     top = 10 if args.top is None and args.format == "table" else args.top
     rows, ranked, schema = select_trials(
         run_dir, where=args.where, sort=args.sort, descending=args.desc, top=top

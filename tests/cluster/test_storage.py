@@ -155,6 +155,11 @@ def test_search_writes_its_run_directory_to_s3(s3_uri, local_ray, tmp_path, caps
     assert (run / "tune").exists()  # Tune's own state went to the bucket as well
     assert f"{run}: 2 trials (2 completed)" in out
 
+    # `archsearch results` reads the run straight from the bucket.
+    assert main(["results", s3_uri, "--format", "csv"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    assert len(rows) == 3 and "trial_id" in rows[0]
+
 
 def test_export_into_s3_is_refused_before_the_search(s3_uri, tmp_path, capsys):
     from cluster.cli import main
