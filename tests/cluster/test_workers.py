@@ -12,6 +12,7 @@ import yaml
 
 from cluster.runtime import ClusterError, check_reachable
 from cluster.spec import ResourcesSection, parse_spec
+from cluster.trainable import TRIAL_STATUS
 from cluster.workers import WAITING_TRIAL_CPU, trial_concurrency, trial_resources
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +96,36 @@ def test_cli_with_unreachable_address_says_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith(f"archsearch: cluster.address: cannot reach {address} (")
+
+
+# -- how a worker's error reaches the trial ------------------------------------------------------
+
+
+def test_worker_reraises_its_own_failure_but_reports_a_divergence(monkeypatch):
+    from tests.cluster.test_trainable import _score, _setup
+
+    # An error of this worker alone (here a broken loop) must end the worker group, since
+    # the other workers would wait for its folds forever.
+    def broken(*args, **kwargs):
+        raise RuntimeError("this worker's own trouble")
+
+    with monkeypatch.context() as patch:
+        patch.setattr("trainers.loop.cross_validate", broken)
+        with pytest.raises(RuntimeError, match="own trouble"):
+            _score(*_setup("breast_cancer", "accuracy"), raise_failures=True)
+        assert _score(*_setup("breast_cancer", "accuracy")).results[-1][TRIAL_STATUS] == "failed"
+
+    # A diverged loss is seen by every worker after the gather: reported, not raised.
+    config, data, settings = _setup("diabetes", "mse", name="sgd", lr=10.0, momentum=0.9)
+    reports = _score(config, data, settings, raise_failures=True)
+    assert reports.results[-1][TRIAL_STATUS] == "diverged"
+
+
+def test_the_first_failing_rank_names_the_trial_error():
+    from ray.train import WorkerGroupError
+
+    from cluster.workers import _first_worker_error
+
+    error = WorkerGroupError("2 workers failed", {1: ValueError("late"), 0: KeyError("first")})
+    assert repr(_first_worker_error(error)) == "KeyError('first')"
+    assert _first_worker_error(RuntimeError("x")).args == ("x",)
