@@ -23,7 +23,7 @@ from cluster.storage import RemotePath, check_storage, tune_storage
 from cluster.store import ResultsStore
 from cluster.tracking import check_tracking, tracking_callbacks
 from cluster.trainable import TrialData, TrialSettings, train_candidate
-from cluster.workers import trial_concurrency, trial_resources, worker_plan
+from cluster.workers import trial_concurrency, trial_resources, warn_if_unfit, worker_plan
 from nas.strategies import build_scheduler, build_search, sampled_values
 from search_spaces.builder import build_model
 from search_spaces.domains import Domain, domain_values
@@ -133,6 +133,7 @@ def run_search(
         concurrency = spec.search.concurrency or trial_concurrency(
             resources, ray.cluster_resources()
         )
+        warn_if_unfit(resources, ray.cluster_resources())
         plan = build_search(
             [p for p in parameters if p.searched],
             strategy=spec.search.strategy,

@@ -51,9 +51,10 @@ logger = logging.getLogger(__name__)
 POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 POLL_SECONDS = "0.2"
 
-# CPU held by a Tune trial that only waits for its worker group: a token share, since a whole
-# CPU would sit idle for the length of the trial.
-WAITING_TRIAL_CPU = 0.01
+# What a Tune trial that only waits for its worker group reserves: some memory and no CPU.
+# Tune refuses an empty bundle, and any CPU share would be missing from the workers' own: with
+# 0.01 CPU, two 1-CPU workers of a trial never fit a 2-CPU machine and the trial waits forever.
+WAITING_TRIAL_BUNDLE = {"memory": 256 * 2**20}
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def trial_resources(resources: ResourcesSection) -> PlacementGroupFactory:
 
     if not resources.uses_train_workers:
         return PlacementGroupFactory([{"CPU": resources.cpus_per_trial}])
-    return PlacementGroupFactory([{"CPU": WAITING_TRIAL_CPU}])
+    return PlacementGroupFactory([dict(WAITING_TRIAL_BUNDLE)])
 
 
 def trial_concurrency(resources: ResourcesSection, cluster: dict[str, float]) -> int:
@@ -107,6 +108,23 @@ def trial_concurrency(resources: ResourcesSection, cluster: dict[str, float]) ->
         fits.append(cluster.get("GPU", 0.0) / resources.gpus_per_trial)
     # A tiny epsilon keeps 4 * 0.25 GPUs from flooring to 3 through rounding.
     return max(1, math.floor(min(fits) + 1e-9))
+
+
+def warn_if_unfit(resources: ResourcesSection, cluster: dict[str, float]) -> None:
+    """Say so when one trial needs more than the cluster has: it waits until nodes are added.
+
+    Not an error, since an autoscaling cluster starts its GPU nodes only when asked for them.
+    """
+    for name, wanted in (("CPU", resources.cpus_per_trial), ("GPU", resources.gpus_per_trial)):
+        if wanted > cluster.get(name, 0.0) + 1e-9:
+            logger.warning(
+                "resources: a trial needs %g %s but the cluster has %g; trials wait until "
+                "an autoscaler adds nodes, so lower %s_per_trial if it has none",
+                wanted,
+                name,
+                cluster.get(name, 0.0),
+                name.lower() + "s",
+            )
 
 
 def run_on_workers(

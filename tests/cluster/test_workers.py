@@ -13,7 +13,7 @@ import yaml
 from cluster.runtime import ClusterError, check_reachable
 from cluster.spec import ResourcesSection, parse_spec
 from cluster.trainable import TRIAL_STATUS
-from cluster.workers import WAITING_TRIAL_CPU, trial_concurrency, trial_resources
+from cluster.workers import WAITING_TRIAL_BUNDLE, trial_concurrency, trial_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,9 @@ def test_worker_trials_reserve_a_small_bundle_and_split_resources():
 
     assert resources.uses_train_workers
     assert (resources.cpus_per_worker, resources.gpus_per_worker) == (0.5, 0.25)
-    assert trial_resources(resources).bundles == [{"CPU": WAITING_TRIAL_CPU}]
+    # The waiting trial holds no CPU, so a trial's workers can use every CPU of a machine.
+    assert trial_resources(resources).bundles == [WAITING_TRIAL_BUNDLE]
+    assert "CPU" not in WAITING_TRIAL_BUNDLE
 
 
 def test_one_cpu_worker_stays_in_process():
@@ -129,3 +131,13 @@ def test_the_first_failing_rank_names_the_trial_error():
     error = WorkerGroupError("2 workers failed", {1: ValueError("late"), 0: KeyError("first")})
     assert repr(_first_worker_error(error)) == "KeyError('first')"
     assert _first_worker_error(RuntimeError("x")).args == ("x",)
+
+
+def test_a_trial_larger_than_the_cluster_is_warned_about(caplog):
+    from cluster.workers import warn_if_unfit
+
+    warn_if_unfit(ResourcesSection(gpus_per_trial=1), {"CPU": 2.0})
+    assert "a trial needs 1 GPU but the cluster has 0" in caplog.text
+    caplog.clear()
+    warn_if_unfit(ResourcesSection(cpus_per_trial=2, workers_per_trial=2), {"CPU": 2.0})
+    assert caplog.text == ""
