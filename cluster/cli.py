@@ -145,6 +145,7 @@ def _run(args: argparse.Namespace) -> int:
     from cluster.rundir import new_run_dir
     from cluster.runtime import use_loopback_only
     from cluster.spec import apply_overrides, parse_spec, read_spec_file
+    from cluster.storage import is_uri
 
     overrides = _overrides(args)
     if args.resume is not None:
@@ -156,6 +157,12 @@ def _run(args: argparse.Namespace) -> int:
         raw = apply_overrides(read_spec_file(args.spec), overrides)
         spec = parse_spec(raw, source=args.spec)
         run_dir = new_run_dir(spec, output=args.output)
+        if is_uri(str(run_dir)) and not args.no_export:
+            # FIXME: the refit and export write local files only.
+            raise SpecError(
+                f"--output: {run_dir} is on an object store, where this version cannot export "
+                "the model yet; add --no-export"
+            )
         # The copy kept in the run directory is the spec as run: overrides written in.
         spec_text = (
             yaml.safe_dump(raw, sort_keys=False)
@@ -211,13 +218,15 @@ def _resumed_spec(args: argparse.Namespace, overrides: dict[str, Any]) -> tuple[
 
 
 def _results(args: argparse.Namespace) -> int:
+    from cluster.storage import location
+
+    run_dir = location(args.run_dir)  # also an s3:// or gs:// run directory
     if args.where is None and args.sort is None and args.format == "table":
-        _print_results(Path(args.run_dir), top=10 if args.top is None else args.top)
+        _print_results(run_dir, top=10 if args.top is None else args.top)
         return 0
 
     from cluster.query import format_trials, select_trials
 
-    run_dir = Path(args.run_dir)
     top = 10 if args.top is None and args.format == "table" else args.top
     rows, ranked, schema = select_trials(
         run_dir, where=args.where, sort=args.sort, descending=args.desc, top=top

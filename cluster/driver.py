@@ -8,7 +8,6 @@ folds every trial shares, start or join Ray, build the strategy and scheduler, a
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,10 +18,12 @@ from cluster.progress import ProgressReporter
 from cluster.recorder import StoreRecorder
 from cluster.resume import finished_trials
 from cluster.rundir import STRATEGY_STATE_FILE, hold_run_dir, write_spec_copy
-from cluster.runtime import available_cpus, ray_session
+from cluster.runtime import ray_session
+from cluster.storage import RemotePath, check_storage, tune_storage
 from cluster.store import ResultsStore
 from cluster.tracking import check_tracking, tracking_callbacks
 from cluster.trainable import TrialData, TrialSettings, train_candidate
+from cluster.workers import trial_concurrency, trial_resources, warn_if_unfit, worker_plan
 from nas.strategies import build_scheduler, build_search, sampled_values
 from search_spaces.builder import build_model
 from search_spaces.domains import Domain, domain_values
@@ -44,7 +45,7 @@ logger = logging.getLogger(__name__)
 class SearchSummary:
     """What a finished search tells its caller."""
 
-    run_dir: Path
+    run_dir: Path | RemotePath
     trials: int
     stopped_early: int
     seconds: float
@@ -84,7 +85,7 @@ def check_models_build(spec: Spec, dataset: Dataset) -> None:
 def run_search(
     spec: Spec,
     *,
-    run_dir: Path,
+    run_dir: Path | RemotePath,
     spec_text: str,
     stream: TextIO | None,
     resume: bool = False,
@@ -122,11 +123,17 @@ def run_search(
         store.remove_uncommitted()
         finished = finished_trials(store, metric=spec.evaluation.metric)
     resources = spec.resources
+    remote = isinstance(run_dir, RemotePath)
 
     with lock, ray_session(address=spec.cluster.address, dashboard=spec.cluster.dashboard):
-        concurrency = spec.search.concurrency or max(
-            1, math.floor(available_cpus() / resources.cpus_per_trial)
+        import ray
+
+        # Every node writes trial state there; a folder only this machine sees fails now.
+        check_storage(run_dir)
+        concurrency = spec.search.concurrency or trial_concurrency(
+            resources, ray.cluster_resources()
         )
+        warn_if_unfit(resources, ray.cluster_resources())
         plan = build_search(
             [p for p in parameters if p.searched],
             strategy=spec.search.strategy,
@@ -136,7 +143,9 @@ def run_search(
             seed=spec.seed,
             max_concurrent=concurrency,
             finished=finished,
-            state_path=str(run_dir / STRATEGY_STATE_FILE),
+            # FIXME: Ax saves its state to a local file only, so a Bayesian search in an s3://
+            # or gs:// run directory cannot be resumed.
+            state_path=None if remote else str(run_dir / STRATEGY_STATE_FILE),
             objectives=spec.objectives,
             bounds=spec.search.constraints.bounds(),
         )
@@ -180,6 +189,7 @@ def run_search(
                 f"{max(plan.total_trials - len(finished), 0)} to run"
             )
 
+        data = TrialData(search_data, tuple(folds))
         settings = TrialSettings(
             parameters=tuple(parameters),
             metric=spec.evaluation.metric,
@@ -187,14 +197,15 @@ def run_search(
             epochs=spec.training.epochs,
             patience=spec.training.patience,
             search_seed=spec.seed,
-            threads=max(1, int(resources.cpus_per_trial)),
+            threads=max(1, int(resources.cpus_per_worker)),
             constraints=tuple(spec.search.constraints.bounds().items()),
+            workers=worker_plan(resources, data=data, storage=tune_storage(run_dir)),
         )
+        # Worker trials read the data from the plan's object; a second copy would idle.
+        trial_data = data if settings.workers is None else None
         trainable = tune.with_resources(
-            tune.with_parameters(
-                train_candidate, data=TrialData(search_data, tuple(folds)), settings=settings
-            ),
-            {"cpu": resources.cpus_per_trial},
+            tune.with_parameters(train_candidate, data=trial_data, settings=settings),
+            trial_resources(resources),
         )
         tuner = tune.Tuner(
             trainable,
@@ -209,7 +220,7 @@ def run_search(
             ),
             run_config=tune.RunConfig(
                 name="tune",
-                storage_path=str(run_dir.resolve()),
+                **tune_storage(run_dir),
                 verbose=0,
                 callbacks=[recorder, reporter, *tracking_callbacks(spec), *callbacks],
                 # Only a dead worker reaches Tune as a failure: the trainable turns its own

@@ -56,6 +56,8 @@ def ray_session(*, address: str | None, dashboard: bool = False) -> Iterator[boo
 
     # Ray's anonymous usage reporting would try the network, which these machines lack.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address is not None:
+        check_reachable(address)
     try:
         if address is None:
             ray.init(
@@ -78,6 +80,26 @@ def ray_session(*, address: str | None, dashboard: bool = False) -> Iterator[boo
         yield True
     finally:
         ray.shutdown()
+
+
+def check_reachable(address: str, *, timeout: float = 5.0) -> None:
+    """Refuse at once an address nothing listens on; Ray itself would retry for minutes.
+
+    `auto` and other addresses without a port are left to Ray, which fails fast on them.
+    """
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ClusterError(
+            f"cluster.address: cannot reach {address} ({reason}); start the cluster "
+            "(ray start --head) or fix the address, e.g. auto or ray://HOST:10001"
+        ) from None
 
 
 def available_cpus() -> float:

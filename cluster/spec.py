@@ -295,31 +295,58 @@ class SearchSection(_Section):
 
 
 class ResourcesSection(_Section):
+    """What one trial holds; with several workers, each gets an equal share of both."""
+
     cpus_per_trial: float = Field(default=1.0, gt=0.0)
     gpus_per_trial: float = Field(default=0.0, ge=0.0)
-    workers_per_trial: int = Field(default=1, ge=1)
+    workers_per_trial: int = Field(default=1, ge=1, le=64)
 
     @model_validator(mode="after")
-    def _in_process_only(self) -> ResourcesSection:
-        # FIXME: trials that need GPUs or several workers should run as Ray Train jobs; until
-        # that path exists they are refused here rather than silently run on one CPU worker.
-        if self.workers_per_trial > 1:
+    def _whole_gpus_per_worker(self) -> ResourcesSection:
+        # Ray schedules a share of one GPU, or whole GPUs, never 1.5 of them.
+        share = self.gpus_per_worker
+        if share > 1 and not share.is_integer():
             raise ValueError(
-                f"resources.workers_per_trial: {self.workers_per_trial} needs Ray Train "
-                "workers, which this version does not run yet; set it to 1"
-            )
-        if self.gpus_per_trial > 0:
-            raise ValueError(
-                f"resources.gpus_per_trial: {self.gpus_per_trial} needs the GPU trial path, "
-                "which this version does not run yet; set it to 0"
+                f"resources.gpus_per_trial: {self.gpus_per_trial} over "
+                f"{self.workers_per_trial} workers gives each {share:g} GPUs; a worker takes "
+                "a fraction of one GPU or whole GPUs, so change gpus_per_trial or "
+                "workers_per_trial"
             )
         return self
 
+    @property
+    def cpus_per_worker(self) -> float:
+        return self.cpus_per_trial / self.workers_per_trial
+
+    @property
+    def gpus_per_worker(self) -> float:
+        return self.gpus_per_trial / self.workers_per_trial
+
+    @property
+    def uses_train_workers(self) -> bool:
+        """Whether trials run as Ray Train worker groups rather than in the Tune trial."""
+        return self.workers_per_trial > 1 or self.gpus_per_trial > 0
+
+
+# URI schemes pyarrow's filesystems open (cluster.storage); anything else is a typo.
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
 
 class ClusterSection(_Section):
-    address: str | None = None
-    storage: str = "runs"
+    address: str | None = Field(default=None, min_length=1)
+    storage: str = Field(default="runs", min_length=1)
     dashboard: bool = False
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> ClusterSection:
+        scheme, separator, _ = self.storage.partition("://")
+        if separator and scheme not in STORAGE_SCHEMES:
+            raise ValueError(
+                f"cluster.storage: unknown scheme {scheme!r} in {self.storage}"
+                f"{did_you_mean(scheme, STORAGE_SCHEMES)}; use a path or one of "
+                f"{', '.join(s + '://' for s in STORAGE_SCHEMES)}"
+            )
+        return self
 
 
 class MlflowSection(_Section):
@@ -365,6 +392,7 @@ class Spec(_Section):
         self.task = dataset_task
         self._check_family_reads_data()
         self._check_evaluation()
+        self._check_workers()
         check_conditions(self.parameters())
         self._check_search()
         return self
@@ -407,6 +435,15 @@ class Spec(_Section):
             raise ValueError(
                 f"model.embedding_dim: only text is embedded but {self.data.dataset} is "
                 f"{kind}; remove it"
+            )
+
+    def _check_workers(self) -> None:
+        workers, folds = self.resources.workers_per_trial, self.evaluation.folds
+        if workers > folds:
+            # Workers split a trial's folds between them (see cluster.workers).
+            raise ValueError(
+                f"resources.workers_per_trial: {workers} is more than evaluation.folds "
+                f"({folds}), and each worker trains whole folds; lower it to {folds} or less"
             )
 
     def _check_evaluation(self) -> None:
@@ -552,7 +589,9 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any]) -> dict[str,
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+    from cluster.storage import location
+
+    path = location(path)  # a spec kept in an s3:// run directory is read from there
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

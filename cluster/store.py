@@ -10,7 +10,9 @@ column has the same type in every part file and any Arrow reader (pyarrow, panda
 DuckDB) reads a table folder as one dataset.
 
 Each part file is written to a dot-file beside it (which dataset readers skip), synced, then
-renamed over the old one, so a crash never leaves a torn file. The trials part is written last
+renamed over the old one, so a crash never leaves a torn file. A run directory given as an
+s3:// or gs:// URI is written through pyarrow's filesystems instead (cluster.storage), where a
+single PUT replaces an object whole. The trials part is written last
 and is the commit record: folds and epochs rows of a trial without one are not returned.
 
 This module imports pyarrow at the top; import it lazily from code that must start fast.
@@ -32,10 +34,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from cluster.storage import location, read_parquet, write_file
 from search_spaces.domains import did_you_mean
 from search_spaces.errors import StoreError
 from search_spaces.parameters import Parameter, value_kind
-from trainers.atomic import sync_folder, write_atomically
+from trainers.atomic import sync_folder
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +157,7 @@ class ResultsStore:
     def __init__(
         self, run_dir: str | Path, *, parameters: Sequence[Parameter], metrics: Sequence[str]
     ) -> None:
-        self.run_dir = Path(run_dir)
+        self.run_dir = location(run_dir)  # a RemotePath for an s3:// or gs:// URI
         self.layout = _Layout(
             metrics=tuple(m for m in metrics if m != TRAIN_LOSS),
             parameters=tuple((p.name, value_kind(p.domain).__name__) for p in parameters),
@@ -292,7 +295,7 @@ class ResultsStore:
 
 def read_table(run_dir: str | Path, table: str) -> pa.Table:
     """Read one table of a results store without the spec, using the layout in store.json."""
-    run_dir = Path(run_dir)
+    run_dir = location(run_dir)
     schemas = _load_layout(run_dir).schemas()
     return _read(run_dir, schemas, table)
 
@@ -342,7 +345,7 @@ def _read_trials(run_dir: Path, schema: pa.Schema) -> pa.Table:
 
 def _read_part(path: Path, schema: pa.Schema, *, trial_id: str, commit: Path | None) -> pa.Table:
     try:
-        part = pq.read_table(path)
+        part = read_parquet(path)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise _damaged(path, _parquet_reason(exc), commit=commit) from exc
 
@@ -470,9 +473,9 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
 
 
 def _replace_atomic(path: Path, write: Callable[[IO[bytes]], object]) -> None:
-    """`write_atomically`, with its failures reported as a StoreError naming the file."""
+    """`write_file`, with its failures reported as a StoreError naming the file."""
     try:
-        write_atomically(path, write)
+        write_file(path, write)
     except (OSError, pa.ArrowException) as exc:
         raise StoreError(f"results store: cannot write {path} ({_first_line(exc)})") from exc
 
@@ -484,7 +487,8 @@ def _remove(path: Path) -> None:
         return
     except OSError as exc:
         raise StoreError(f"results store: cannot replace {path} ({_first_line(exc)})") from exc
-    sync_folder(path.parent)
+    if isinstance(path, Path):  # an object store has no folder entries to sync
+        sync_folder(path.parent)
 
 
 def _check_unique(names: Sequence[str], *, table: str) -> None:

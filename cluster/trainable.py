@@ -39,8 +39,11 @@ from search_spaces.parameters import Parameter, resolve
 from trainers.inputs import model_arguments
 
 if TYPE_CHECKING:
+    import torch
+
+    from cluster.workers import WorkerPlan
     from trainers.datasets import Dataset
-    from trainers.loop import CVState, EpochReport
+    from trainers.loop import CVState, EpochReport, Gather
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +75,11 @@ class TrialSettings:
     epochs: int
     patience: int | None
     search_seed: int
-    threads: int
+    threads: int  # per worker
     # (spec key, limit) of search.constraints, e.g. ("max_params", 200000).
     constraints: tuple[tuple[str, float], ...] = ()
+    # Set when trials run on Ray Train workers (cluster.workers); None trains in the trial.
+    workers: WorkerPlan | None = None
 
 
 @dataclass(frozen=True)
@@ -110,14 +115,27 @@ def epoch_result(report: EpochReport) -> dict[str, Any]:
     return result
 
 
-def train_candidate(config: dict[str, Any], *, data: TrialData, settings: TrialSettings) -> None:
-    """Tune function trainable: trains the k fold-models in lockstep, reporting every epoch."""
+def train_candidate(
+    config: dict[str, Any], *, data: TrialData | None, settings: TrialSettings
+) -> None:
+    """Tune function trainable: trains the k fold-models in lockstep, reporting every epoch.
+
+    `data` may be None for trials on Ray Train workers, which read `settings.workers.data`.
+    """
     import ray
     import torch
     from ray import tune
 
     from trainers.loop import load_cv_state
 
+    if settings.workers is not None:
+        from cluster.workers import run_on_workers
+
+        trial_id = tune.get_context().get_trial_id()
+        run_on_workers(config, settings=settings, plan=settings.workers, trial_id=trial_id)
+        return
+
+    assert data is not None  # only worker trials go without
     # PyTorch would otherwise start one thread per core and fight the other trials for them.
     torch.set_num_threads(settings.threads)
 
@@ -154,12 +172,21 @@ def score_candidate(
     node: str,
     report: Report,
     restored: CVState | None = None,
+    own_folds: list[int] | None = None,
+    gather: Gather | None = None,
+    device: str | torch.device = "cpu",
+    raise_failures: bool = False,
 ) -> None:
     """Score one trial's config by k-fold CV, sending every epoch to `report`.
 
     Each epoch but the last goes out with a folder holding the state to go on from, deleted
     once `report` returns. Whatever the training raises becomes a last report with
     `TRIAL_STATUS` and `TRIAL_ERROR` instead of an exception (see the module docstring).
+
+    A Ray Train worker passes the folds it trains and how to gather the others
+    (`cross_validate`'s `own_folds` and `gather`), and `raise_failures`: an error of one
+    worker then ends the worker group, since the others would wait for it forever. A diverged
+    loss is seen by every worker at once, so it is still reported.
     """
     from trainers.loop import TrialDiverged, cross_validate, save_cv_state
 
@@ -176,6 +203,8 @@ def score_candidate(
     }
     saved: list[Path] = []
 
+    # FIXME: worker trials save no per-epoch state, so a retry after a lost worker starts
+    # from epoch 1; saving it needs Ray Train checkpoints restored through Tune's retry.
     def on_checkpoint(state: CVState) -> None:
         folder = Path(tempfile.mkdtemp(prefix="archsearch-state-"))
         save_cv_state(state, folder / CHECKPOINT_FILE)
@@ -224,11 +253,16 @@ def score_candidate(
             mode=settings.mode,
             seed=seed,
             on_epoch=on_epoch,
-            on_checkpoint=on_checkpoint,
+            on_checkpoint=on_checkpoint if own_folds is None else None,
             resume=restored,
+            own_folds=own_folds,
+            gather=gather,
+            device=device,
         )
     except Exception as error:  # every error of the trial's own making ends it, not the search
         status = "diverged" if isinstance(error, TrialDiverged) else "failed"
+        if raise_failures and status == "failed":
+            raise
         if status == "failed":
             logger.warning("trial %s failed", trial_id, exc_info=True)
         report(

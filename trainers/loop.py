@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,9 @@ _REFIT = -1
 
 # Version of the file save_cv_state writes; load_cv_state refuses any other.
 _STATE_FORMAT = 1
+
+# {fold: this process's values of its own folds} -> every fold's values, in fold order.
+Gather = Callable[[dict[int, dict[str, float]]], list[dict[str, float]]]
 
 
 class TrialDiverged(ArchsearchError, FloatingPointError):
@@ -316,6 +319,8 @@ def cross_validate(
     device: str | torch.device = "cpu",
     on_checkpoint: Callable[[CVState], None] | None = None,
     resume: CVState | None = None,
+    own_folds: Sequence[int] | None = None,
+    gather: Gather | None = None,
 ) -> CVResult:
     """Score one config by k-fold cross-validation, training the fold-models in lockstep.
 
@@ -338,6 +343,11 @@ def cross_validate(
             the state to go on from. Its tensors are the live ones: save them during the call.
         resume: A state from ``on_checkpoint`` of a run with the same arguments; training
             goes on after its epoch, and the result covers the whole run.
+        own_folds: Indices into ``folds`` that this process trains; None trains them all.
+            Each fold draws from the same seeds wherever it trains, so splitting the folds
+            over processes changes no number.
+        gather: With ``own_folds``: called every epoch by every process with ``{fold: values}``
+            of its own folds; returns every fold's values in fold order (an all-gather).
 
     Returns:
         The best epoch's report and how the run ended.
@@ -356,6 +366,9 @@ def cross_validate(
     )
     settings = _Settings.from_config(config)
     device = torch.device(device)
+    own = list(range(len(folds))) if own_folds is None else list(own_folds)
+    if (gather is None) != (own_folds is None):
+        raise ValueError("cross_validate: give own_folds and gather together, or neither")
 
     # Each fold fits its input preparation on its own training rows. The whole training part
     # goes on the device once for all folds, or, where the rows are encoded (text), once per
@@ -364,7 +377,8 @@ def cross_validate(
     runs: list[_Run] = []
     xs: list[torch.Tensor] = []
     shared: torch.Tensor | None = None
-    for fold, (train, _) in enumerate(folds):
+    for fold in own:
+        train = folds[fold][0]
         inputs = prepare(dataset, np.asarray(train))
         if inputs.encodes:
             xs.append(_as_inputs(inputs.encode(dataset.x_train), device=device))
@@ -385,7 +399,8 @@ def cross_validate(
             )
         )
     validation = [
-        torch.as_tensor(np.asarray(v), dtype=torch.long, device=device) for _, v in folds
+        torch.as_tensor(np.asarray(folds[fold][1]), dtype=torch.long, device=device)
+        for fold in own
     ]
 
     history: list[EpochReport] = []
@@ -394,7 +409,17 @@ def cross_validate(
     if resume is not None:
         history, best, since_best = _restore(runs, resume, epochs=epochs)
     for epoch in range(len(history) + 1, epochs + 1):
-        report = _cv_epoch(runs, validation, xs, y, dataset=dataset, epoch=epoch)
+        report = _cv_epoch(
+            runs,
+            validation,
+            xs,
+            y,
+            dataset=dataset,
+            epoch=epoch,
+            own=own,
+            gather=gather,
+            settings=settings,
+        )
         history.append(report)
         logger.debug("epoch %d: %s = %.6g", epoch, objective, report.mean[objective])
 
@@ -507,23 +532,32 @@ def _cv_epoch(
     *,
     dataset: Dataset,
     epoch: int,
+    own: list[int],
+    gather: Gather | None,
+    settings: _Settings,
 ) -> EpochReport:
     """Train every fold-model one epoch, score each on its validation part, and summarise."""
     started = time.perf_counter()
-    fold_values: list[dict[str, float]] = []
-    for fold, (run, rows, x) in enumerate(zip(runs, validation, xs, strict=True)):
+    mine: dict[int, dict[str, float]] = {}
+    for fold, run, rows, x in zip(own, runs, validation, xs, strict=True):
         loss = run.train_epoch(x, y, epoch=epoch)
         if not math.isfinite(loss):
-            raise TrialDiverged(
-                f"fold {fold}: training loss became {loss} at epoch {epoch} "
-                f"(optimizer.lr={run.settings.optimizer.get('lr')}); lower optimizer.lr or "
-                "strengthen regularization"
-            )
+            if gather is None:
+                raise _diverged(settings, fold=fold, loss=loss, epoch=epoch)
+            # The other processes wait for this fold's values: send the loss, raise after.
+            mine[fold] = {"train_loss": loss}
+            continue
 
         outputs = run.predict(x, rows)
         y_true = dataset.y_train[rows.cpu().numpy()]
         values = compute_metrics(dataset.task, y_true, outputs, n_classes=dataset.n_classes)
-        fold_values.append({**{k: float(v) for k, v in values.items()}, "train_loss": loss})
+        mine[fold] = {**{k: float(v) for k, v in values.items()}, "train_loss": loss}
+
+    fold_values = list(mine.values()) if gather is None else gather(mine)
+    for fold, values in enumerate(fold_values):
+        if not math.isfinite(values["train_loss"]):
+            # Every process sees the same gathered values, so every one raises this.
+            raise _diverged(settings, fold=fold, loss=values["train_loss"], epoch=epoch)
 
     keys = list(fold_values[0])
     table = np.array([[f[k] for k in keys] for f in fold_values], dtype=np.float64)  # (k, M)
@@ -533,6 +567,14 @@ def _cv_epoch(
         mean=dict(zip(keys, table.mean(axis=0).tolist(), strict=True)),
         std=dict(zip(keys, table.std(axis=0).tolist(), strict=True)),
         seconds=time.perf_counter() - started,
+    )
+
+
+def _diverged(settings: _Settings, *, fold: int, loss: float, epoch: int) -> TrialDiverged:
+    return TrialDiverged(
+        f"fold {fold}: training loss became {loss} at epoch {epoch} "
+        f"(optimizer.lr={settings.optimizer.get('lr')}); lower optimizer.lr or "
+        "strengthen regularization"
     )
 
 
