@@ -566,7 +566,7 @@ def test_store_json_records_the_layout(tmp_path: Path) -> None:
     make_store(tmp_path)
     layout = json.loads((tmp_path / "store.json").read_text())
 
-    assert layout["format"] == 1
+    assert layout["format"] == 2
     assert layout["metrics"] == ["accuracy", "f1"]
     assert layout["parameters"][:3] == [
         {"name": "model.depth", "kind": "int"},
@@ -613,3 +613,16 @@ def test_damaged_store_json_is_reported(tmp_path: Path) -> None:
 
     with pytest.raises(StoreError, match="store.json is damaged"):
         make_store(tmp_path)
+
+
+def test_store_of_an_older_format_is_refused_by_its_version(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    layout_file = tmp_path / "store.json"
+    layout = json.loads(layout_file.read_text())
+    layout["format"] = 1
+    layout_file.write_text(json.dumps(layout))
+
+    with pytest.raises(
+        StoreError, match="has format 1, this version of archsearch reads format 2"
+    ):
+        read_table(tmp_path, "trials")
