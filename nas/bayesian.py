@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from nas.numbering import TRIAL_NUMBER_KEY, FinishedTrial
+from nas.objective import final_value
 from search_spaces.domains import (
     Choice,
     Domain,
@@ -246,7 +247,7 @@ class BayesianSearch(Searcher):
             return
         self._open.discard(trial_id)
         index = self._trial_index[trial_id]
-        value, problem = _final_value(result, metric=self.metric, error=error)
+        value, problem = final_value(result, metric=self.metric, error=error)
         stopped_early = result is not None and result.get("last_report") is False
         self._tell(index, value, problem=problem, stopped_early=stopped_early)
 
@@ -285,7 +286,7 @@ class BayesianSearch(Searcher):
             if done is None:
                 self._again.append(index)
             elif not trial.status.is_terminal:
-                value, problem = _final_value(
+                value, problem = final_value(
                     {self.metric: done.value}, metric=self.metric, error=False
                 )
                 self._tell(index, value, problem=problem, stopped_early=done.stopped_early)
@@ -518,25 +519,6 @@ def _space_size(
             for value in dimension.domain.values
         )
     return total
-
-
-def _final_value(
-    result: Mapping[str, Any] | None, *, metric: str, error: bool
-) -> tuple[float, str | None]:
-    """The metric from a trial's last result, or NaN and the reason it cannot be used."""
-    if error:
-        return math.nan, "the trial raised an error"
-    if result is None or metric not in result:
-        return math.nan, f"its last result has no {metric}"
-
-    raw = result[metric]
-    try:
-        value = math.nan if isinstance(raw, bool) else float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value):
-        return math.nan, f"{metric} is {raw!r}, not a finite number"
-    return value, None
 
 
 @contextlib.contextmanager
