@@ -137,6 +137,7 @@ def run_search(
             max_concurrent=concurrency,
             finished=finished,
             state_path=str(run_dir / STRATEGY_STATE_FILE),
+            evolution=spec.search.evolution_settings(),
         )
         scheduler = build_scheduler(
             spec.search.scheduler,

@@ -46,6 +46,7 @@ from ray.tune.search import Searcher
 
 from nas.numbering import TRIAL_NUMBER_KEY
 from nas.objective import final_value
+from nas.strategies import NNI_STRATEGIES, EvolutionSettings
 from search_spaces.domains import Choice, Domain, FloatRange, IntRange, LogRange, domain_values
 from search_spaces.errors import SpecError
 from search_spaces.parameters import Parameter, resolve
@@ -57,8 +58,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-NNI_STRATEGIES = ("evolution", "tpe", "rl")
-
 # Repeated proposals in a row after which the queue stops waiting for the strategy to find
 # a new config and draws one itself.
 MAX_REPEATS = 50
@@ -69,14 +68,6 @@ ENUMERATION_LIMIT = 200_000
 
 # Points per continuous range for the RL policy, which picks from finite lists only.
 RL_GRID_POINTS = 8
-
-
-@dataclass(frozen=True)
-class EvolutionSettings:
-    """Regularized evolution: individuals kept, and how many enter each tournament."""
-
-    population_size: int = 8
-    sample_size: int = 3
 
 
 def import_nni() -> None:
@@ -100,9 +91,10 @@ def import_nni() -> None:
         from nni.runtime.log import silence_stdout
 
     silence_stdout()
-    # With no handler of its own, NNI's warnings would reach stderr through logging's last
-    # resort; the bridge logs what matters under its own name.
+    # NNI logs every individual at INFO; kept from the console handlers of logging's root and
+    # from its last resort alike. The bridge logs what matters under its own name.
     nni_logger.addHandler(_Silenced())
+    nni_logger.propagate = False
 
 
 class _Silenced(logging.NullHandler):
@@ -301,7 +293,8 @@ class NniSearch(Searcher):
         seed: Seeds the strategy and the queue's own draws.
         max_trials: The budget: how many trials to run (fewer on a smaller space).
         max_concurrent: Most trials waiting or running at once; 0 for no limit.
-        evolution: Population and tournament size for `evolution`.
+        evolution: Population and tournament size for `evolution`; None sizes them from
+            the budget.
         first_number: The number of the first trial (a resumed search goes on after the
             numbers an earlier run used).
     """
@@ -316,7 +309,7 @@ class NniSearch(Searcher):
         seed: int,
         max_trials: int,
         max_concurrent: int,
-        evolution: EvolutionSettings = EvolutionSettings(),
+        evolution: EvolutionSettings | None = None,
         first_number: int = 0,
         seen_keys: Sequence[str] = (),
     ) -> None:
@@ -383,6 +376,8 @@ class NniSearch(Searcher):
         self._start()
         with self._engine.cond:
             if self._handed_out >= self._trial_limit:
+                # Nothing more to propose: let the strategy's thread end now, not at exit.
+                self._engine.shutdown()
                 return Searcher.FINISHED
             if not self._pending and self._strategy_done:
                 self._fill()
@@ -549,7 +544,9 @@ class NniSearch(Searcher):
         if name == "evolution":
             from nni.nas.strategy import RegularizedEvolution
 
-            settings = self._evolution
+            from nas.strategies import default_evolution
+
+            settings = self._evolution or default_evolution(self._trial_limit)
             return RegularizedEvolution(
                 population_size=settings.population_size,
                 sample_size=settings.sample_size,
@@ -608,12 +605,19 @@ def _legacy_dict(mutable: Any) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _seeded_torch(seed: int) -> Iterator[None]:
-    """Seed torch's global generator for the RL policy, and put it back afterwards.
+    """Seed torch's global generator for the RL policy, on one thread; then put both back.
 
-    The driver process trains nothing, so no one else draws from it meanwhile.
+    The driver trains nothing while the search runs, so no one else draws from the generator
+    meanwhile, and the policy's small updates run faster on one thread than on contended
+    cores.
     """
     import torch
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(threads)
