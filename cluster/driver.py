@@ -134,7 +134,9 @@ def run_search(
             metric=spec.objective,
             mode=spec.mode,
             seed=spec.seed,
-            max_concurrent=concurrency,
+            # HyperBand pauses trials at each rung until their bracket catches up; a strategy
+            # that counted paused trials as in flight would wait for them as they wait for it.
+            max_concurrent=0 if spec.search.scheduler == "hyperband" else concurrency,
             finished=finished,
             state_path=str(run_dir / STRATEGY_STATE_FILE),
             evolution=spec.search.evolution_settings(),

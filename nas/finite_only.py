@@ -4,8 +4,10 @@ A trial that diverges ends with a last report whose fold mean is NaN (cluster.tr
 schedulers would take that value in: ASHA records it in a rung (and compares `nan < cutoff`,
 which is always false, so the trial is never stopped), HyperBand sorts a bracket by it (in
 no defined order), and the median rule takes an infinity into a trial's best value. Behind
-`FiniteOnly`, such a result never reaches the scheduler: the trial goes on (it ends itself),
-and when it ends the scheduler is told it was removed, not that it completed with a value.
+`FiniteOnly`, such a result never reaches the scheduler: the trial is removed from it, as a
+trial that left early would be, and stopped (it was ending anyway: a NaN is its last report).
+HyperBand must hear of it at once: its bracket waits until every trial it holds reaches the
+rung, and a diverged trial never would.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class FiniteOnly(TrialScheduler):
         super().__init__()
         self.inner = inner
         self._objective = metric
+        # Trials removed from `inner` for a non-finite result; it must not hear of them again.
+        self._dropped: set[str] = set()
 
     @property
     def metric(self) -> str | None:
@@ -43,24 +47,35 @@ class FiniteOnly(TrialScheduler):
         self.inner.on_trial_add(tune_controller, trial)
 
     def on_trial_error(self, tune_controller: TuneController, trial: Trial) -> None:
-        self.inner.on_trial_error(tune_controller, trial)
+        if trial.trial_id not in self._dropped:
+            self.inner.on_trial_error(tune_controller, trial)
 
     def on_trial_result(
         self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]
     ) -> str:
+        if trial.trial_id in self._dropped:
+            return TrialScheduler.STOP
         if not self._finite(result):
-            return TrialScheduler.CONTINUE
+            self._drop(tune_controller, trial)
+            return TrialScheduler.STOP
         return self.inner.on_trial_result(tune_controller, trial, result)
 
     def on_trial_complete(
         self, tune_controller: TuneController, trial: Trial, result: dict[str, Any]
     ) -> None:
-        if self._finite(result):
+        if trial.trial_id in self._dropped:
+            return
+        if self._finite(result or {}):
             self.inner.on_trial_complete(tune_controller, trial, result)
         else:
-            self.inner.on_trial_remove(tune_controller, trial)
+            self._drop(tune_controller, trial)
 
     def on_trial_remove(self, tune_controller: TuneController, trial: Trial) -> None:
+        if trial.trial_id not in self._dropped:
+            self.inner.on_trial_remove(tune_controller, trial)
+
+    def _drop(self, tune_controller: TuneController, trial: Trial) -> None:
+        self._dropped.add(trial.trial_id)
         self.inner.on_trial_remove(tune_controller, trial)
 
     def choose_trial_to_run(self, tune_controller: TuneController) -> Trial | None:

@@ -35,10 +35,12 @@ import itertools
 import json
 import logging
 import math
+import os
 import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -205,6 +207,8 @@ class _Entry:
     model: ExecutableModelSpace | None
     value: float | None = None
     done: bool = False
+    # The objective of the trial's latest finite report, as Tune sent it.
+    last: float | None = None
 
 
 def _make_engine_class() -> type:
@@ -397,7 +401,10 @@ class NniSearch(Searcher):
         """Pass an intermediate fold mean on, for strategies that read learning curves."""
         entry = self._running.get(trial_id)
         value, problem = final_value(result, metric=self.metric, error=False)
-        if entry is None or entry.model is None or problem is not None:
+        if entry is None or problem is not None:
+            return
+        entry.last = value
+        if entry.model is None:
             return
         from nni.nas.execution.event import IntermediateMetricEvent
 
@@ -416,6 +423,10 @@ class NniSearch(Searcher):
             return
 
         value, problem = final_value(result, metric=self.metric, error=error)
+        if problem is not None and not error and entry.last is not None:
+            # A trial stopped while paused (HyperBand's halving) ends with no result; its
+            # objective is the last one it reported.
+            value, problem = entry.last, None
         with self._engine.cond:
             entry.done = True
             entry.value = None if problem is not None else self._score(value)
@@ -426,6 +437,26 @@ class NniSearch(Searcher):
         else:
             with self._engine.cond:
                 self._engine.cond.notify_all()
+
+    def save(self, checkpoint_path: str) -> None:
+        """Write the configs handed out so far, by number (Tune saves every searcher).
+
+        The results store, not this file, is what a resumed search goes on from
+        (`nas.strategies`); the file is a readable record of what NNI proposed.
+        """
+        with self._engine_lock():
+            trials = [
+                {"number": e.number, "config": e.sample, "value": e.value, "done": e.done}
+                for e in self._seen.values()
+                if e is not None
+            ]
+        state = {"strategy": self._strategy_name, "metric": self.metric, "trials": trials}
+        partial = f"{checkpoint_path}.partial"
+        Path(partial).write_text(json.dumps(state, default=repr))
+        os.replace(partial, checkpoint_path)
+
+    def _engine_lock(self) -> contextlib.AbstractContextManager:
+        return self._engine.cond if self._engine is not None else contextlib.nullcontext()
 
     def close(self) -> None:
         """Stop the strategy's thread (it would otherwise wait for trials that never come)."""
@@ -542,12 +573,10 @@ class NniSearch(Searcher):
     def _new_strategy(self) -> Strategy:
         name = self._strategy_name
         if name == "evolution":
-            from nni.nas.strategy import RegularizedEvolution
-
             from nas.strategies import default_evolution
 
             settings = self._evolution or default_evolution(self._trial_limit)
-            return RegularizedEvolution(
+            return _evolution_strategy(
                 population_size=settings.population_size,
                 sample_size=settings.sample_size,
                 # NNI's default (0.05 per dimension) leaves most children equal to their
@@ -561,6 +590,21 @@ class NniSearch(Searcher):
 
         # A policy update every few samples, so that a small budget still learns.
         return PolicyBasedRL(samples_per_update=max(2, min(20, self._trial_limit // 4)))
+
+
+def _evolution_strategy(**options: Any) -> Strategy:
+    """NNI's regularized evolution, able to go on when its whole first population failed."""
+    from nni.nas.strategy import RegularizedEvolution
+
+    class Evolution(RegularizedEvolution):
+        def new_individual(self) -> ExecutableModelSpace:
+            # NNI picks a parent from the population, which holds only trials that returned a
+            # value; with none yet it would fail on an empty tournament.
+            if not self._population:
+                return self.random()
+            return super().new_individual()
+
+    return Evolution(**options)
 
 
 def _tpe_strategy(*, seed: int) -> Strategy:
