@@ -284,3 +284,23 @@ def test_importing_nni_says_nothing_to_the_user() -> None:
         check=True,
     )
     assert done.stdout == "" and done.stderr == "", done.stdout + done.stderr
+
+
+def test_evolution_goes_on_when_its_whole_first_population_fails() -> None:
+    # NNI's own evolution would pick a parent from an empty population and stop.
+    search = _search(
+        strategy="evolution",
+        trials=6,
+        concurrency=1,
+        evolution=EvolutionSettings(population_size=2, sample_size=1),
+    )
+    configs, _ = _drive(
+        search,
+        concurrency=1,
+        objective=lambda c: math.nan if c[TRIAL_NUMBER_KEY] < 2 else _objective(c),
+    )
+
+    assert len(configs) == 6
+    assert search._strategy_error is None
+    # Every trial after the failed two came from the strategy, not from the queue's draws.
+    assert all(e.model is not None for e in search._seen.values() if e is not None)
