@@ -66,7 +66,7 @@ MAX_REPEATS = 50
 
 # A finite space with at most this many raw combinations is enumerated to count its distinct
 # resolved configs; a bigger one is treated as unbounded.
-ENUMERATION_LIMIT = 200_000
+ENUMERATION_LIMIT = 20_000
 
 # Points per continuous range for the RL policy, which picks from finite lists only.
 RL_GRID_POINTS = 8
@@ -395,6 +395,10 @@ class NniSearch(Searcher):
             entry = self._pending.popleft()
             self._running[trial_id] = entry
             self._handed_out += 1
+            if self._handed_out >= self._trial_limit:
+                # Tune may never ask again once it has its samples; the strategy's thread
+                # must not wait for that. Results still reach NNI's models after this.
+                self._engine.shutdown()
             return {**entry.sample, TRIAL_NUMBER_KEY: entry.number}
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:

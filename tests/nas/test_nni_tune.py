@@ -87,6 +87,9 @@ def test_tune_runs_the_budget_and_tells_nni_of_failures(
     assert len({tuple(sorted(s.items())) for s in samples}) == 6
 
     searcher: NniSearch = plan.search_alg
+    # The strategy's thread ended with the budget, without anyone closing the search.
+    searcher._thread.join(timeout=30)
+    assert not searcher._thread.is_alive()
     entries = [e for e in searcher._seen.values() if e is not None]
     assert len(entries) == 6
     for entry in entries:
