@@ -89,10 +89,11 @@ def build_scheduler(
             reduction_factor=reduction_factor,
         )
     elif name == "hyperband":
-        # FIXME: in a synthetic Tune run (tests/nas/test_nni_tune.py's trainable, 8 trials, 3
-        # epochs) where some trials raised or diverged, HyperBand left its paused trials
-        # paused and Tune idled; searches without failures finish. Is it the bracket's
-        # bookkeeping of removed trials (Ray 2.60), or how FiniteOnly removes them?
+        # FIXME: when a trial errors in Tune (raises before its first report), HyperBand
+        # leaves its bracket's paused trials paused and Tune idles: seen with Ray 2.60's
+        # HyperBandScheduler alone (no FiniteOnly) in a synthetic run of 8 trials, 3 epochs.
+        # Our trainable turns its own errors into a last report, so only a dead worker gets
+        # there; whether a diverged (NaN) trial removed by FiniteOnly can too is untested.
         # HyperBand's first rung is max_epochs / reduction_factor ** k for its brackets;
         # it has no grace period of its own.
         inner = HyperBandScheduler(
