@@ -268,6 +268,7 @@ def test_build_search_plans_an_nni_strategy_with_its_budget() -> None:
     assert (plan.num_samples, plan.total_trials, plan.param_space) == (7, 7, {})
 
 
+@pytest.mark.slow  # a fresh interpreter imports NNI: 10-20 s on 2 shared cores
 def test_importing_nni_says_nothing_to_the_user() -> None:
     code = (
         "import logging; logging.basicConfig(level=logging.INFO)\n"
