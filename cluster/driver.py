@@ -141,13 +141,16 @@ def run_search(
             metric=spec.objective,
             mode=spec.mode,
             seed=spec.seed,
-            max_concurrent=concurrency,
+            # HyperBand pauses trials at each rung until their bracket catches up; a strategy
+            # that counted paused trials as in flight would wait for them as they wait for it.
+            max_concurrent=0 if spec.search.scheduler == "hyperband" else concurrency,
             finished=finished,
             # FIXME: Ax saves its state to a local file only, so a Bayesian search in an s3://
             # or gs:// run directory cannot be resumed.
             state_path=None if remote else str(run_dir / STRATEGY_STATE_FILE),
             objectives=spec.objectives,
             bounds=spec.search.constraints.bounds(),
+            evolution=spec.search.evolution_settings(),
         )
         scheduler = build_scheduler(
             spec.search.scheduler,

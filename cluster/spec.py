@@ -16,6 +16,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SkipValidation, ValidationError, model_validator
 
 from nas.objectives import BOUNDS, COSTS, Objective
+from nas.strategies import (
+    DEFAULT_TRIALS,
+    SCHEDULERS,
+    STRATEGIES,
+    EvolutionSettings,
+    default_evolution,
+)
 from nas.variants import grid_points
 from search_spaces.builder import (
     ACTIVATIONS,
@@ -40,9 +47,6 @@ from search_spaces.parameters import Parameter, check_conditions, flatten
 from trainers.datasets import DATASET_KINDS, DATASETS
 from trainers.metrics import METRICS, metric_names
 from trainers.optim import OPTIMIZERS, SCHEDULES
-
-STRATEGIES = ("grid", "random", "bayesian")
-SCHEDULERS = ("none", "asha")
 
 # Fields each model family reads; a field set for a family that ignores it is refused, since
 # the user evidently expects it to change something.
@@ -276,6 +280,9 @@ class SearchSection(_Section):
     concurrency: int | None = Field(default=None, ge=1)
     grace_period: int = Field(default=1, ge=1)
     reduction_factor: float = Field(default=3.0, gt=1.0)
+    # Regularized evolution only; None sizes them from the budget (nas.strategies).
+    population_size: int | None = Field(default=None, ge=2)
+    sample_size: int | None = Field(default=None, ge=1)
     # Times a trial whose worker process died is run again from its last epoch's checkpoint.
     max_retries: int = Field(default=1, ge=0, le=100)
     constraints: ConstraintsSection = ConstraintsSection()
@@ -291,7 +298,51 @@ class SearchSection(_Section):
                     f"search.{field}: unknown {field} {value!r}{did_you_mean(value, options)}; "
                     f"available: {', '.join(options)}"
                 )
+        self._check_scheduler_settings()
+        self._check_evolution()
         return self
+
+    def _check_scheduler_settings(self) -> None:
+        # A setting the chosen scheduler ignores is refused: the user expects it to matter.
+        ignored = {"hyperband": "grace_period", "median": "reduction_factor"}.get(self.scheduler)
+        if ignored is not None and ignored in self.model_fields_set:
+            reads = "reduction_factor" if self.scheduler == "hyperband" else "grace_period"
+            raise ValueError(
+                f"search.{ignored}: scheduler {self.scheduler} has no {ignored} (it reads "
+                f"{reads}); remove it"
+            )
+
+    def _check_evolution(self) -> None:
+        given = [f for f in ("population_size", "sample_size") if f in self.model_fields_set]
+        if given and self.strategy != "evolution":
+            raise ValueError(
+                f"search.{given[0]}: only strategy evolution reads it, but the strategy is "
+                f"{self.strategy}; remove it or set strategy: evolution"
+            )
+        if not given:
+            return
+
+        settings = self.evolution_settings()
+        trials = self.trials if self.trials is not None else DEFAULT_TRIALS
+        if settings.population_size >= trials:
+            raise ValueError(
+                f"search.population_size: {settings.population_size} is not fewer than the "
+                f"{trials} trials, so evolution would never get past its random first "
+                "population; lower it or raise search.trials"
+            )
+        if settings.sample_size > settings.population_size:
+            raise ValueError(
+                f"search.sample_size: {settings.sample_size} is more than the population "
+                f"({settings.population_size}) a tournament draws from; lower it to at most "
+                f"{settings.population_size}"
+            )
+
+    def evolution_settings(self) -> EvolutionSettings:
+        """Population and tournament size: the spec's, else sized from the budget."""
+        default = default_evolution(self.trials if self.trials is not None else DEFAULT_TRIALS)
+        population = self.population_size or default.population_size
+        sample = self.sample_size or max(1, min(default.sample_size, population // 3))
+        return EvolutionSettings(population_size=population, sample_size=sample)
 
 
 class ResourcesSection(_Section):

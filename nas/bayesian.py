@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 from nas.numbering import TRIAL_NUMBER_KEY, FinishedTrial
-from nas.objectives import BOUNDS, INFEASIBLE_KEY, Objective
+from nas.objectives import BOUNDS, INFEASIBLE_KEY, Objective, final_value
 from search_spaces.domains import (
     Choice,
     Domain,
@@ -286,7 +286,7 @@ class BayesianSearch(Searcher):
 
         values: dict[str, float] = {}
         for key, ax in wanted:
-            value, problem = _final_value(result, metric=key, error=error)
+            value, problem = final_value(result, metric=key, error=error)
             if problem is not None:
                 return {}, problem
             values[ax] = value
@@ -600,25 +600,6 @@ def _space_size(
             for value in dimension.domain.values
         )
     return total
-
-
-def _final_value(
-    result: Mapping[str, Any] | None, *, metric: str, error: bool
-) -> tuple[float, str | None]:
-    """The metric from a trial's last result, or NaN and the reason it cannot be used."""
-    if error:
-        return math.nan, "the trial raised an error"
-    if result is None or metric not in result:
-        return math.nan, f"its last result has no {metric}"
-
-    raw = result[metric]
-    try:
-        value = math.nan if isinstance(raw, bool) else float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value):
-        return math.nan, f"{metric} is {raw!r}, not a finite number"
-    return value, None
 
 
 @contextlib.contextmanager

@@ -5,13 +5,18 @@ An objective is a metric, scored by cross-validation (`accuracy`, reported as it
 `macs`, `latency_ms`; see `trainers.cost`). A bound on a cost (`max_params`) makes a
 candidate over it infeasible: it is recorded but never trained.
 
+`final_value` reads an objective from a trial's last result for the strategies, which are never
+handed a NaN: a result without a finite value is a failure, with its reason.
+
 Pure Python, so the spec can import it without torch.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 # Costs every trial reports and the store keeps, in the order of its columns.
 COSTS = ("params_count", "macs", "latency_ms")
@@ -54,3 +59,25 @@ def violations(costs: Mapping[str, float], bounds: Mapping[str, float]) -> list[
             shown = f"{value:.3g}" if isinstance(value, float) else str(value)
             exceeded.append(f"{cost} {shown} > {bound} {limit}")
     return exceeded
+
+
+def final_value(
+    result: Mapping[str, Any] | None, *, metric: str, error: bool
+) -> tuple[float, str | None]:
+    """The metric from a trial's last result, or NaN and the reason it cannot be used.
+
+    A strategy is never handed the NaN: it is told the trial failed, with the reason.
+    """
+    if error:
+        return math.nan, "the trial raised an error"
+    if result is None or metric not in result:
+        return math.nan, f"its last result has no {metric}"
+
+    raw = result[metric]
+    try:
+        value = math.nan if isinstance(raw, bool) else float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        return math.nan, f"{metric} is {raw!r}, not a finite number"
+    return value, None

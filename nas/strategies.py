@@ -7,13 +7,17 @@ the trial code never depends on the strategy:
     grid      every combination of finite domains, on Tune's BasicVariantGenerator
     random    independent draws from each domain, on Tune's BasicVariantGenerator
     bayesian  Ax's Bayesian optimisation, through nas.bayesian.BayesianSearch
+    evolution NNI's regularized evolution   } through nas.nni_bridge.NniSearch, which
+    tpe       NNI's TPE                     } hands Tune the models NNI submits, each
+    rl        NNI's policy-based RL (PPO)   } resolved config once
 
-Ray and Ax are imported by the strategy that uses them, so importing this module is cheap.
+Ray, Ax and NNI are imported by the strategy that uses them, so importing this module is cheap.
 
 A search resumed after its driver died is planned with the trials already finished: grid and
 random draw the same configs under the same numbers again and skip the finished ones
 (`nas.resume`); Bayesian reloads Ax's state, saved after each suggestion, and is told the
-results it missed (`BayesianSearch.resume`). Either way the search runs `total_trials` in all.
+results it missed (`BayesianSearch.resume`); an NNI strategy starts afresh for the trials left,
+numbered after the finished ones. Either way the search runs `total_trials` in all.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_TRIALS",
+    "EvolutionSettings",
     "SCHEDULERS",
     "STRATEGIES",
     "SearchPlan",
@@ -48,10 +53,21 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STRATEGIES = ("grid", "random", "bayesian")
+# Strategies that nas.nni_bridge runs on NNI.
+NNI_STRATEGIES = ("evolution", "tpe", "rl")
+
+STRATEGIES = ("grid", "random", "bayesian", *NNI_STRATEGIES)
 
 # Trials for random and bayesian search when the spec gives no search.trials.
 DEFAULT_TRIALS = 20
+
+
+@dataclass(frozen=True)
+class EvolutionSettings:
+    """Regularized evolution: the individuals kept, and how many enter each tournament."""
+
+    population_size: int
+    sample_size: int
 
 
 @dataclass
@@ -84,6 +100,7 @@ def build_search(
     state_path: str | None = None,
     objectives: Sequence[Objective] = (),
     bounds: Mapping[str, float] | None = None,
+    evolution: EvolutionSettings | None = None,
 ) -> SearchPlan:
     """Plan a search over the searched parameters (fixed ones are left to parameters.resolve).
 
@@ -102,6 +119,8 @@ def build_search(
         objectives: Several objectives for a strategy that optimises them jointly (Bayesian);
             grid and random only record them. Empty: `metric` alone.
         bounds: Cost bounds by spec key (`max_params`), for a strategy that models them.
+        evolution: Population and tournament size for `evolution`; None sizes them from the
+            budget (`default_evolution`).
 
     Raises:
         SpecError: the strategy is unknown or cannot search these parameters.
@@ -128,6 +147,19 @@ def build_search(
         return _random_plan(
             parameters, trials=trials, seed=seed, max_concurrent=max_concurrent, skip=finished
         )
+    if strategy in NNI_STRATEGIES:
+        wanted = trials if trials is not None else DEFAULT_TRIALS
+        return _nni_plan(
+            parameters,
+            strategy=strategy,
+            trials=wanted,
+            metric=metric,
+            mode=mode,
+            seed=seed,
+            max_concurrent=max_concurrent,
+            finished=finished,
+            evolution=evolution or default_evolution(wanted),
+        )
     return _bayesian_plan(
         parameters,
         trials=trials,
@@ -140,6 +172,16 @@ def build_search(
         objectives=objectives,
         bounds=bounds,
     )
+
+
+def default_evolution(trials: int) -> EvolutionSettings:
+    """A population of about a third of the budget (2 to 20), tournaments of a third of that.
+
+    NNI's defaults (100 and 25) suit thousands of trials; on a budget of tens, evolution
+    would never get past its random first population.
+    """
+    population = max(2, min(20, trials // 3))
+    return EvolutionSettings(population_size=population, sample_size=max(1, population // 3))
 
 
 def sampled_values(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -241,3 +283,37 @@ def _bayesian_plan(
     )
     # The search space lives in the searcher; Tune's param_space stays empty.
     return SearchPlan(search_alg=search_alg, param_space={}, num_samples=total, total_trials=total)
+
+
+def _nni_plan(
+    parameters: list[Parameter],
+    *,
+    strategy: str,
+    trials: int,
+    metric: str,
+    mode: str,
+    seed: int,
+    max_concurrent: int,
+    finished: Mapping[int, FinishedTrial],
+    evolution: EvolutionSettings,
+) -> SearchPlan:
+    from nas.nni_bridge import NniSearch
+
+    # FIXME: a resumed search's strategy neither learns from the finished trials nor knows
+    # their configs, so it may try one of them again; Tune holds no config to give it.
+    searcher = NniSearch(
+        parameters,
+        strategy=strategy,
+        metric=metric,
+        mode=mode,
+        seed=seed + len(finished),
+        max_trials=trials - len(finished),
+        max_concurrent=max_concurrent,
+        evolution=evolution,
+        first_number=max(finished, default=-1) + 1,
+    )
+    total = len(finished) + searcher.trial_limit
+    # The searcher limits the trials in flight itself; the space lives in it too.
+    return SearchPlan(
+        search_alg=searcher, param_space={}, num_samples=searcher.trial_limit, total_trials=total
+    )

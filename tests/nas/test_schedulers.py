@@ -1,4 +1,8 @@
-"""Scheduler construction, and ASHA stopping on the `epoch` the trials report."""
+"""Scheduler construction, and ASHA stopping on the `epoch` the trials report.
+
+Every scheduler comes wrapped in `FiniteOnly` (tests/nas/test_nni_tune.py checks what the
+wrapper keeps out); `.inner` is Ray's scheduler.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ def _asha(**overrides: Any) -> AsyncHyperBandScheduler:
         "grace_period": 1,
         "reduction_factor": 4,
     }
-    return build_scheduler("asha", **{**options, **overrides})
+    return build_scheduler("asha", **{**options, **overrides}).inner
 
 
 def test_asha_gets_metric_mode_and_epoch_budget() -> None:
@@ -41,7 +45,7 @@ def test_none_is_tune_fifo() -> None:
 
 def test_strategies_reexports_the_schedulers() -> None:
     assert strategies.build_scheduler is build_scheduler
-    assert strategies.SCHEDULERS == SCHEDULERS == ("none", "asha")
+    assert strategies.SCHEDULERS == SCHEDULERS == ("none", "asha", "hyperband", "median")
 
 
 def test_asha_stops_the_worse_trial_at_the_first_rung() -> None:
@@ -84,7 +88,7 @@ def test_asha_refuses_contradictory_settings(overrides: dict[str, Any], match: s
 def test_unknown_scheduler_names_the_choices() -> None:
     with pytest.raises(
         SpecError,
-        match=r"^search\.scheduler: unknown scheduler 'ashaa' \(did you mean 'asha'\?\); use one of none, asha$",
+        match=r"^search\.scheduler: unknown scheduler 'ashaa' \(did you mean 'asha'\?\); use one of none, asha, hyperband, median$",
     ):
         build_scheduler(
             "ashaa", metric="a", mode="max", max_epochs=3, grace_period=1, reduction_factor=2
