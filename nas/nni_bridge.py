@@ -38,7 +38,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,8 @@ import numpy as np
 from ray.tune.search import Searcher
 
 from nas.numbering import TRIAL_NUMBER_KEY
-from nas.objectives import final_value
+from nas.objectives import Objective, final_value
+from nas.pareto import crowding_distances, pareto_ranks
 from nas.strategies import NNI_STRATEGIES, EvolutionSettings
 from search_spaces.domains import Choice, Domain, FloatRange, IntRange, LogRange, domain_values
 from search_spaces.errors import SpecError
@@ -301,6 +302,8 @@ class NniSearch(Searcher):
             the budget.
         first_number: The number of the first trial (a resumed search goes on after the
             numbers an earlier run used).
+        objectives: With two or more, `evolution` picks parents by Pareto rank over them
+            (see `_pareto_parent`); `tpe` and `rl` learn from `metric` alone.
     """
 
     def __init__(
@@ -316,6 +319,7 @@ class NniSearch(Searcher):
         evolution: EvolutionSettings | None = None,
         first_number: int = 0,
         seen_keys: Sequence[str] = (),
+        objectives: Sequence[Objective] = (),
     ) -> None:
         if strategy not in NNI_STRATEGIES:
             raise SpecError(f"search.strategy: {strategy!r} is not one of {NNI_STRATEGIES}")
@@ -335,6 +339,9 @@ class NniSearch(Searcher):
         self._strategy_name = strategy
         self._seed = seed
         self._evolution = evolution
+        self._objectives = list(objectives) if len(objectives) > 1 else []
+        # Each finished model's objective values, by its NNI sample (`_sample_key`).
+        self._vectors: dict[str, list[float | None]] = {}
         self._rng = np.random.default_rng(seed)
 
         size = distinct_configs(self._parameters, self._dimensions)
@@ -431,6 +438,10 @@ class NniSearch(Searcher):
             # A trial stopped while paused (HyperBand's halving) ends with no result; its
             # objective is the last one it reported.
             value, problem = entry.last, None
+        if self._objectives and problem is None and entry.model is not None:
+            self._vectors[_sample_key(entry.model.sample)] = [
+                (result or {}).get(objective.key) for objective in self._objectives
+            ]
         with self._engine.cond:
             entry.done = True
             entry.value = None if problem is not None else self._score(value)
@@ -574,6 +585,31 @@ class NniSearch(Searcher):
                 self._strategy_done = True
                 self._engine.cond.notify_all()
 
+    def _pareto_parent(self, population: Sequence[Any], tournament: Sequence[Any]) -> Any:
+        """The tournament's best individual by Pareto rank over the whole population.
+
+        NSGA-II's order: the lowest non-dominated rank wins, and within a rank the one in the
+        least crowded region (largest crowding distance), so the front spreads out. An
+        individual whose objectives are missing ranks last. Individuals are NNI's (x, y).
+        """
+        modes = [objective.mode for objective in self._objectives]
+        rows = [self._vectors.get(_sample_key(individual.x)) for individual in population]
+        ranks = pareto_ranks([row or [None] * len(modes) for row in rows], modes)
+        crowding = [0.0] * len(population)
+        for rank in {r for r in ranks if r is not None}:
+            members = [i for i, r in enumerate(ranks) if r == rank]
+            distances = crowding_distances([rows[i] for i in members], modes)
+            for i, distance in zip(members, distances, strict=True):
+                crowding[i] = distance
+        order = {id(individual): i for i, individual in enumerate(population)}
+
+        def preference(individual: Any) -> tuple[float, float]:
+            i = order[id(individual)]
+            rank = math.inf if ranks[i] is None else ranks[i]
+            return (rank, -crowding[i])
+
+        return min(tournament, key=preference).x
+
     def _new_strategy(self) -> Strategy:
         name = self._strategy_name
         if name == "evolution":
@@ -587,6 +623,7 @@ class NniSearch(Searcher):
                 # parent on a space of a few dimensions; mutate one dimension on average.
                 mutation_prob=max(0.05, 1 / len(self._dimensions)),
                 seed=self._seed,
+                parent_picker=self._pareto_parent if self._objectives else None,
             )
         if name == "tpe":
             return _tpe_strategy(seed=self._seed)
@@ -596,11 +633,24 @@ class NniSearch(Searcher):
         return PolicyBasedRL(samples_per_update=max(2, min(20, self._trial_limit // 4)))
 
 
-def _evolution_strategy(**options: Any) -> Strategy:
-    """NNI's regularized evolution, able to go on when its whole first population failed."""
+def _evolution_strategy(
+    *, parent_picker: Callable[[Sequence[Any], Sequence[Any]], Any] | None, **options: Any
+) -> Strategy:
+    """NNI's regularized evolution, able to go on when its whole first population failed.
+
+    `parent_picker(population, tournament)` replaces NNI's pick of the tournament's highest
+    metric, e.g. with a Pareto-rank pick; None keeps NNI's.
+    """
     from nni.nas.strategy import RegularizedEvolution
 
     class Evolution(RegularizedEvolution):
+        def best_parent(self) -> Any:
+            if parent_picker is None:
+                return super().best_parent()
+            population = list(self._population)
+            picked = self._random_state.permutation(len(population))[: self.sample_size]
+            return parent_picker(population, [population[i] for i in picked])
+
         def new_individual(self) -> ExecutableModelSpace:
             # NNI picks a parent from the population, which holds only trials that returned a
             # value; with none yet it would fail on an empty tournament.
@@ -637,6 +687,11 @@ def _tpe_strategy(*, seed: int) -> Strategy:
                 self.engine.submit_models(model)
 
     return TPE(TpeTuner(optimize_mode="maximize", seed=seed))
+
+
+def _sample_key(nni_sample: Mapping[str, Any]) -> str:
+    """A key for an NNI sample, the same for equal samples."""
+    return json.dumps(nni_sample, sort_keys=True, default=str)
 
 
 def _legacy_dict(mutable: Any) -> dict[str, Any]:

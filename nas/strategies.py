@@ -116,8 +116,9 @@ def build_search(
             (maybe none); they are not run again. None for a new search.
         state_path: A file where a strategy with state (Bayesian) keeps it after each
             suggestion, and reads it back when `finished` is given. None keeps it nowhere.
-        objectives: Several objectives for a strategy that optimises them jointly (Bayesian);
-            grid and random only record them. Empty: `metric` alone.
+        objectives: Several objectives for a strategy that optimises them jointly (Bayesian
+            by Ax's multi-objective optimisation, evolution by Pareto rank); the others
+            optimise `metric` and the rest are only recorded. Empty: `metric` alone.
         bounds: Cost bounds by spec key (`max_params`), for a strategy that models them.
         evolution: Population and tournament size for `evolution`; None sizes them from the
             budget (`default_evolution`).
@@ -159,6 +160,7 @@ def build_search(
             max_concurrent=max_concurrent,
             finished=finished,
             evolution=evolution or default_evolution(wanted),
+            objectives=objectives,
         )
     return _bayesian_plan(
         parameters,
@@ -296,6 +298,7 @@ def _nni_plan(
     max_concurrent: int,
     finished: Mapping[int, FinishedTrial],
     evolution: EvolutionSettings,
+    objectives: Sequence[Objective] = (),
 ) -> SearchPlan:
     from nas.nni_bridge import NniSearch
 
@@ -310,6 +313,7 @@ def _nni_plan(
         max_trials=trials - len(finished),
         max_concurrent=max_concurrent,
         evolution=evolution,
+        objectives=objectives,
         first_number=max(finished, default=-1) + 1,
     )
     total = len(finished) + searcher.trial_limit

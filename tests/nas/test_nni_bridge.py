@@ -305,3 +305,31 @@ def test_evolution_goes_on_when_its_whole_first_population_fails() -> None:
     assert search._strategy_error is None
     # Every trial after the failed two came from the strategy, not from the queue's draws.
     assert all(e.model is not None for e in search._seen.values() if e is not None)
+
+
+def test_multi_objective_evolution_picks_parents_by_pareto_rank() -> None:
+    from nni.nas.strategy.evolution import Individual
+
+    from nas.nni_bridge import _sample_key
+    from nas.objectives import Objective
+
+    search = _search(
+        strategy="evolution",
+        trials=12,
+        evolution=EvolutionSettings(population_size=4, sample_size=2),
+        objectives=[Objective("accuracy", "max"), Objective("latency_ms", "min")],
+    )
+    # (accuracy, latency): b dominates a, c dominates d; b and c form the front.
+    points = {"a": (0.90, 5.0), "b": (0.95, 1.0), "c": (0.50, 0.5), "d": (0.40, 2.0)}
+    population = [Individual({"id": name}, accuracy) for name, (accuracy, _) in points.items()]
+    for individual in population:
+        search._vectors[_sample_key(individual.x)] = list(points[individual.x["id"]])
+    a, b, c, d = population
+
+    # NNI alone would take a, the higher accuracy; a is dominated, c is on the front.
+    assert search._pareto_parent(population, [a, c]) == {"id": "c"}
+    assert search._pareto_parent(population, [d, b]) == {"id": "b"}
+    # Unknown objectives (a failed trial) rank last.
+    stranger = Individual({"id": "e"}, 0.99)
+    assert search._pareto_parent([*population, stranger], [stranger, d]) == {"id": "d"}
+    search.close()
