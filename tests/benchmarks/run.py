@@ -95,7 +95,111 @@ def render(sections: list[Section], *, started: datetime.datetime, quick: bool) 
     ]
     for section in sections:
         lines += [f"## {section.title}", "", section.body, "", f"_({section.seconds:.0f} s)_", ""]
+    lines += [
+        "## Where archsearch is ahead and behind",
+        "",
+        "Read off the tables above by `tests/benchmarks/run.py`:",
+        "",
+        *closing_note(sections),
+        "",
+    ]
     return "\n".join(lines)
+
+
+def closing_note(sections: list[Section]) -> list[str]:
+    """Where archsearch is ahead of and behind each peer, read off this run's numbers."""
+    by_title = {section.title: section.data for section in sections}
+    notes = []
+
+    def verdict(value: float, *, lower_is_better: bool = True) -> str:
+        better = value < 1 if lower_is_better else value > 1
+        return "ahead of" if better else "behind"
+
+    for benchmark, results in by_title.get("Search efficiency on tabular benchmarks", {}).items():
+        for row in bench_search.counterpart_rows(results):
+            cells = zip(bench_search.BUDGETS, row[1:], strict=True)
+            shown = [(n, cell) for n, cell in cells if cell != "-"]
+            if not shown or shown[-1][1] == "n/a":
+                continue
+            n, cell = shown[-1]
+            ours, peer = row[0].split(" / ")
+            value = float(cell.rstrip("x"))
+            if ours == "archsearch random":
+                notes.append(f"{benchmark}: {ours} matches {peer} draw for draw ({cell} @{n}).")
+                continue
+            notes.append(
+                f"{benchmark}: {ours} is {verdict(value)} {peer} at {n} evaluations "
+                f"(regret ratio {cell}; noisy with few seeds)."
+            )
+
+        notes += _best_against_peers(benchmark, results)
+
+    overhead = by_title.get("Fixed cost per trial")
+    if overhead:
+        ours = overhead["archsearch driver"]["per_trial"]
+        for peer in ("bare Ray Tune", "Optuna loop"):
+            theirs = overhead[peer]["per_trial"]
+            if theirs > 0:
+                notes.append(
+                    f"per-trial cost: archsearch is {verdict(ours / theirs)} {peer} "
+                    f"({ours / theirs:.2f}x its cost per extra trial)."
+                )
+    for name, values in (by_title.get("Training throughput") or {}).items():
+        throughput = values["throughput_ratio"]
+        notes.append(
+            f"training, {name}: archsearch's loop is "
+            f"{verdict(throughput, lower_is_better=False)} a plain PyTorch loop "
+            f"({throughput:.2f}x its samples/s); lockstep k-fold costs "
+            f"{values['lockstep_ratio']:.2f}x k separate runs."
+        )
+    stopping = by_title.get("Early stopping")
+    if stopping:
+        base = stopping["none"]
+        for name, values in stopping.items():
+            if name != "none":
+                notes.append(
+                    f"early stopping, {name}: {values['epochs'] / base['epochs']:.2f}x the "
+                    f"epochs of no stopping, best accuracy {values['best'] - base['best']:+.4f}."
+                )
+    export = by_title.get("Export")
+    if export:
+        faster = [k for k, v in export.items() if v < 1]
+        slower = [k for k, v in export.items() if v >= 1]
+        notes.append(
+            f"export: TorchScript is faster than eager for {', '.join(faster) or 'none'}; "
+            f"not faster for {', '.join(slower) or 'none'}."
+        )
+    return [f"- {note}" for note in notes]
+
+
+def _best_against_peers(benchmark: str, results: dict) -> list[str]:
+    """archsearch's best strategy at each peer's largest budget, against that peer."""
+    notes = []
+    for peer in bench_search.PEERS:
+        entry = results.get(peer, {})
+        budgets = [n for n in bench_search.BUDGETS if bench_search._mean_at(entry, n)]
+        if not budgets:
+            continue
+        n = budgets[-1]
+        ours = {
+            method: found[0]
+            for method, found in (
+                (m, bench_search._mean_at(e, n))
+                for m, e in results.items()
+                if m.startswith("archsearch")
+            )
+            if found is not None
+        }
+        if not ours:
+            continue
+        best = min(ours, key=ours.get)
+        theirs = bench_search._mean_at(entry, n)[0]
+        side = "ahead of" if ours[best] < theirs else "behind"
+        notes.append(
+            f"{benchmark}: archsearch's best strategy at {n} evaluations ({best}, regret "
+            f"{ours[best]:.2f}) is {side} {peer} ({theirs:.2f})."
+        )
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:

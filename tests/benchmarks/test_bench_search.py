@@ -64,3 +64,18 @@ def test_ax_backed_methods_yield_sane_regrets():
         _check_sane(results, method, seeds=1)
     pairs = {row[0]: row for row in bench_search.counterpart_rows(results)}
     assert pairs["archsearch bayesian / Ax Client"][1].endswith("x")
+
+
+def test_closing_note_names_every_peer_that_ran():
+    from tests.benchmarks.common import Section
+    from tests.benchmarks.run import closing_note
+
+    fast = ["archsearch random", "random (numpy)", "Optuna TPE", "NNI regularized evolution"]
+    results = _run(fast, seeds=2)
+    section = Section("Search efficiency on tabular benchmarks", "", data={"nb201": results})
+    notes = "\n".join(closing_note([section]))
+
+    assert "archsearch random matches random (numpy) draw for draw (1.00x @10)" in notes
+    for peer in ("Optuna TPE", "NNI regularized evolution", "random (numpy)"):
+        assert "at 10 evaluations (archsearch random, regret" in notes
+        assert f"{peer} (" in notes
