@@ -288,25 +288,56 @@ def run_benchmark(
     else:
         outcomes = [run_one(*task) for task in tasks]
 
-    results: dict[str, dict[str, Any]] = {}
-    for (_, _, method, _, _), outcome in zip(tasks, outcomes, strict=True):
-        entry = results.setdefault(
-            method, {"curves": [], "seconds": 0.0, "skipped": None, "budget": settings.budget}
-        )
+    # In the order of `methods`, whatever order the pool ran them in.
+    results: dict[str, dict[str, Any]] = {
+        method: {
+            "curves": [],
+            "keys": [],
+            "seconds": 0.0,
+            "skipped": None,
+            "budget": settings.budget,
+        }
+        for method in methods()
+        if any(task[2] == method for task in tasks)
+    }
+    for (_, dataset, method, seed, _), outcome in zip(tasks, outcomes, strict=True):
+        entry = results[method]
         if "skipped" in outcome:
             entry["skipped"] = outcome["skipped"]
         else:
             entry["curves"].append(outcome["regrets"])
+            entry["keys"].append((dataset, seed))
             entry["seconds"] += outcome["seconds"]
             entry["budget"] = min(entry["budget"], outcome["budget"])
     return results
 
 
-def _mean_at(entry: dict[str, Any], n: int) -> tuple[float, float] | None:
-    """Mean and standard error of the regret after n evaluations; None past the budget."""
+def _mean_at(
+    entry: dict[str, Any], n: int, *, on: list | None = None
+) -> tuple[float, float] | None:
+    """Mean and standard error of the regret after n evaluations; None past the budget.
+
+    `on` restricts the mean to the searches of those (dataset, seed) keys, so that a method
+    run on fewer seeds is compared with a baseline on the same ones.
+    """
     if not entry.get("curves") or n > entry["budget"]:
         return None
-    return mean_se([regret_at(c, n) for c in entry["curves"]])
+    wanted = None if on is None else set(on)
+    values = [
+        regret_at(curve, n)
+        for curve, key in zip(entry["curves"], entry["keys"], strict=True)
+        if wanted is None or key in wanted
+    ]
+    return mean_se(values) if values else None
+
+
+def compare(ours: dict[str, Any], theirs: dict[str, Any], n: int) -> tuple[float, float] | None:
+    """Mean regrets of two methods after n evaluations, on the searches both ran."""
+    shared = sorted(set(ours.get("keys", [])) & set(theirs.get("keys", [])))
+    a, b = _mean_at(ours, n, on=shared), _mean_at(theirs, n, on=shared)
+    if a is None or b is None:
+        return None
+    return a[0], b[0]
 
 
 def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
@@ -321,12 +352,12 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
             found = _mean_at(entry, n)
             cells.append("-" if found is None else f"{found[0]:.2f} ({found[1]:.2f})")
 
-        # Against random search at the largest budget both ran.
+        # Against random search at the largest budget both ran, on the same searches.
         base = results.get(BASELINE, {})
-        shared = [n for n in BUDGETS if _mean_at(entry, n) and _mean_at(base, n)]
-        if shared:
-            n = shared[-1]
-            cells.append(f"{ratio(_mean_at(entry, n)[0], _mean_at(base, n)[0])} @{n}")
+        pairs = [(n, found) for n in BUDGETS if (found := compare(entry, base, n))]
+        if pairs:
+            n, (a, b) = pairs[-1]
+            cells.append(f"{ratio(a, b)} @{n}")
         else:
             cells.append("-")
         cells.append(f"{entry['seconds'] / len(entry['curves']):.2f}")
@@ -344,8 +375,8 @@ def counterpart_rows(results: dict[str, dict[str, Any]]) -> list[list[str]]:
             continue
         cells = [f"archsearch {strategy} / {peer}"]
         for n in BUDGETS:
-            a, b = _mean_at(ours, n), _mean_at(theirs, n)
-            cells.append("-" if a is None or b is None else ratio(a[0], b[0]))
+            found = compare(ours, theirs, n)
+            cells.append("-" if found is None else ratio(*found))
         rows.append(cells)
     return rows
 
@@ -387,7 +418,7 @@ def run(settings: Settings, *, out_dir: Path) -> Section:
         "method",
         "searches",
         *(f"regret @{n}" for n in BUDGETS),
-        "regret vs random",
+        "regret vs random (same searches)",
         "s/search",
     ]
     pair_header = ["archsearch / peer (regret ratio)", *(f"@{n}" for n in BUDGETS)]

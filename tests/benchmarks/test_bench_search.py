@@ -76,6 +76,7 @@ def test_closing_note_names_every_peer_that_ran():
     notes = "\n".join(closing_note([section]))
 
     assert "archsearch random matches random (numpy) draw for draw (1.00x @10)" in notes
+    assert "is level with random (numpy)" in notes
     for peer in ("Optuna TPE", "NNI regularized evolution", "random (numpy)"):
         assert "at 10 evaluations (archsearch random, regret" in notes
         assert f"{peer} (" in notes
