@@ -156,7 +156,11 @@ def run(settings: Settings) -> Section:
             f"The trial's own work, alone in this process: {work * 1000:.0f} ms. Per-trial cost "
             f"= (wall at {settings.large} - wall at {settings.small}) / {span}; both Ray paths "
             "run 2 trials at once on 2 cores, Optuna one at a time. In-process trials only: "
-            "the multi-worker path is not measured yet (FIXME in bench_overhead.py).",
+            "the multi-worker path is not measured yet (FIXME in bench_overhead.py). Bare "
+            "Ray Tune runs with Tune's defaults, as a first script would: a new worker "
+            "process per trial (`reuse_actors` is off) and the data pickled with the "
+            "trainable; archsearch reuses workers and puts the data in Ray's object store "
+            "once (`tune.with_parameters`).",
             "",
             markdown_table(header, rows),
         ]

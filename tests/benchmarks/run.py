@@ -74,8 +74,16 @@ def run_part(part: str, *, quick: bool, jobs: int, out_dir: Path) -> Section:
     return module.run(settings)
 
 
-def render(sections: list[Section], *, started: datetime.datetime, quick: bool) -> str:
+def render(
+    sections: list[Section],
+    *,
+    started: datetime.datetime,
+    quick: bool,
+    load: float,
+    note: str = "",
+) -> str:
     info = machine()
+    cores = os.cpu_count() or 1
     lines = [
         "# archsearch benchmarks",
         "",
@@ -88,10 +96,16 @@ def render(sections: list[Section], *, started: datetime.datetime, quick: bool) 
         "",
         markdown_table(["", ""], [[key, value] for key, value in info.items()]),
         "",
-        f"Load average when the run started: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
-        "cores. On a shared machine other processes inflate wall times; ratios within one "
-        "table were measured side by side and suffer less.",
+        f"Load average when the run started: {load:.1f} on {cores} cores. "
+        + (
+            "The machine was busy with other processes during this run, so absolute times are inflated and ratios of timings "
+            "(per-trial cost, throughput, export, early-stopping wall) are noisy, by tens of "
+            "percent between runs; regrets and epoch counts do not depend on timing."
+            if load > cores
+            else "Ratios within one table were measured side by side."
+        ),
         "",
+        *([note, ""] if note else []),
     ]
     for section in sections:
         lines += [f"## {section.title}", "", section.body, "", f"_({section.seconds:.0f} s)_", ""]
@@ -211,11 +225,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks, not numbers")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="search processes")
+    parser.add_argument("--note", default="", help="a line about this run, under Machine")
     parser.add_argument("--output", type=Path, default=HERE, help="folder for BENCHMARKS.md")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=logging.WARNING)
     started = datetime.datetime.now(datetime.UTC)
+    load = os.getloadavg()[0]
     args.output.mkdir(parents=True, exist_ok=True)
     sections = []
     for part in args.only or PARTS:
@@ -225,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmark {part}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
 
     path = args.output / "BENCHMARKS.md"
-    path.write_text(render(sections, started=started, quick=args.quick))
+    path.write_text(render(sections, started=started, quick=args.quick, load=load, note=args.note))
     print(f"wrote {path}", file=sys.stderr)
     return 0
 
