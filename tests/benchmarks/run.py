@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import logging
+import math
 import os
 import sys
 import time
@@ -142,9 +143,15 @@ def closing_note(sections: list[Section]) -> list[str]:
     overhead = by_title.get("Fixed cost per trial")
     if overhead:
         ours = overhead["archsearch driver"]["per_trial"]
+        if ours <= 0:
+            notes.append(
+                "per-trial cost: archsearch's cost per extra trial was lost in the noise (its "
+                "wall for the large run was no longer than for the small one); no verdict."
+            )
+            ours = math.nan
         for peer in ("bare Ray Tune", "Optuna loop"):
             theirs = overhead[peer]["per_trial"]
-            if theirs > 0:
+            if theirs > 0 and math.isfinite(ours):
                 notes.append(
                     f"per-trial cost: archsearch is {verdict(ours / theirs)} {peer} "
                     f"({ours / theirs:.2f}x its cost per extra trial)."
