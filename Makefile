@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data chromium demo test test-fast lint clean
+.PHONY: setup data chromium demo test test-fast lint bench clean
 
 setup: $(STAMP)
 
@@ -41,6 +41,10 @@ test: setup data chromium
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
+
+# Every benchmark (about 30 minutes on 2 cores); rewrites tests/benchmarks/BENCHMARKS.md.
+bench: setup data
+	PYTHONPATH=$(CURDIR) $(PY) -m tests.benchmarks.run
 
 lint: setup
 	$(VENV)/bin/ruff check .
