@@ -18,6 +18,7 @@ Searchers (Bayesian, and any strategy built on Tune's `Searcher`) are asked thro
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["AskTell", "flat_parameters"]
 
-# Tune calls suggest again when a searcher answers None (it waits for results); with one trial
-# in flight at a time a searcher that keeps answering None would never make progress.
-_MAX_EMPTY_SUGGESTIONS = 100
+# Tune calls suggest again when a searcher answers None. With no trial in flight, a searcher
+# still answering None after this long is stuck, not thinking.
+_SUGGESTION_TIMEOUT_S = 60.0
 
 
 def flat_parameters(domains: Mapping[str, Domain]) -> list[Parameter]:
@@ -119,15 +120,16 @@ class AskTell:
             return None
         if self._is_searcher:
             trial_id = f"asktell_{self._asked:05d}"
-            for _ in range(_MAX_EMPTY_SUGGESTIONS):
-                config = self._alg.suggest(trial_id)
-                if config is not None:
-                    break
-            else:
-                raise RuntimeError(
-                    f"the strategy suggested nothing {_MAX_EMPTY_SUGGESTIONS} times in a row "
-                    "with no trial in flight"
-                )
+            # A strategy thinking in its own thread (the NNI bridge) answers None until its
+            # next proposal is ready, so None is waited out, up to a limit.
+            deadline = time.monotonic() + _SUGGESTION_TIMEOUT_S
+            while (config := self._alg.suggest(trial_id)) is None:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the strategy suggested nothing for {_SUGGESTION_TIMEOUT_S:g} s "
+                        "with no trial in flight"
+                    )
+                time.sleep(0.002)
             if config == self._alg.FINISHED:
                 return None
         else:
@@ -141,6 +143,18 @@ class AskTell:
     def tell(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """Report the final result of a trial `ask` handed out."""
         self._alg.on_trial_complete(trial_id, dict(result))
+
+    def close(self) -> None:
+        """End the strategy's own thread, if it has one (the NNI bridge's)."""
+        close = getattr(self._alg, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> AskTell:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _never_run(config: dict[str, Any]) -> None:

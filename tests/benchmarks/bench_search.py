@@ -121,13 +121,13 @@ def archsearch_method(strategy: str) -> Method:
         parameters = flat_parameters(
             {f"model.{name}": Choice(tuple(values)) for name, values in table.space.items()}
         )
-        search = AskTell(
+        with AskTell(
             parameters, strategy=strategy, trials=budget, metric=METRIC, mode="max", seed=seed
-        )
-        while (asked := search.ask()) is not None:
-            trial_id, sample = asked
-            value = observe({name.partition(".")[2]: v for name, v in sample.items()})
-            search.tell(trial_id, {METRIC: value})
+        ) as search:
+            while (asked := search.ask()) is not None:
+                trial_id, sample = asked
+                value = observe({name.partition(".")[2]: v for name, v in sample.items()})
+                search.tell(trial_id, {METRIC: value})
 
     return run
 

@@ -75,3 +75,15 @@ def test_flat_parameters_refuses_names_without_a_searchable_section(name):
         SpecError, match=rf"parameter '{name}'.*section\.field.*write e\.g\. model"
     ):
         flat_parameters({name: IntRange(1, 2)})
+
+
+@pytest.mark.parametrize("strategy", ["evolution", "tpe"])
+def test_nni_strategies_thinking_in_their_own_thread_are_waited_for(strategy):
+    with AskTell(
+        flat_parameters(DOMAINS), strategy=strategy, trials=8, metric="acc", mode="max", seed=1
+    ) as search:
+        seen = _drain(search, lambda s: float(s["model.depth"]))
+
+    assert len(seen) == 8
+    keys = {tuple(sorted(sample.items())) for sample in seen}
+    assert len(keys) == 8  # the bridge never hands out a config twice
