@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from cluster.runtime import use_loopback_only
 from tests.benchmarks import (
     bench_early_stopping,
     bench_export,
@@ -228,6 +229,9 @@ def _search_notes(benchmark: str, results: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The benchmarks import ray lazily; from here on every Ray they start (bare Tune's too)
+    # listens on 127.0.0.1 only.
+    use_loopback_only()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks, not numbers")
