@@ -41,9 +41,9 @@ def spec(settings: Settings, *, scheduler: str) -> dict[str, Any]:
         "search": {
             "strategy": "random",
             "trials": settings.trials,
+            # Each scheduler's own defaults: grace period 1 (not hyperband's), reduction
+            # factor 3 (not median's); a spec may not set what its scheduler ignores.
             "scheduler": scheduler,
-            "grace_period": 1,
-            "reduction_factor": 3,
         },
         "resources": {"cpus_per_trial": 1},
     }
