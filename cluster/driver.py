@@ -18,7 +18,7 @@ from cluster.progress import ProgressReporter
 from cluster.recorder import StoreRecorder
 from cluster.resume import finished_trials
 from cluster.rundir import STRATEGY_STATE_FILE, hold_run_dir, write_spec_copy
-from cluster.runtime import ray_session
+from cluster.runtime import check_reachable, ray_session
 from cluster.storage import RemotePath, check_storage, tune_storage
 from cluster.store import ResultsStore
 from cluster.tracking import check_tracking, tracking_callbacks
@@ -109,6 +109,9 @@ def run_search(
     )
     check_models_build(spec, search_data)
     check_tracking(spec)
+    if spec.cluster.address is not None:
+        # Before anything is written, so that a mistyped address leaves no run directory.
+        check_reachable(spec.cluster.address)
     if not resume:
         write_spec_copy(run_dir, spec_text)
     # Held until the search ends; a second driver on this run directory is refused.
@@ -133,7 +136,9 @@ def run_search(
         concurrency = spec.search.concurrency or trial_concurrency(
             resources, ray.cluster_resources()
         )
-        warn_if_unfit(resources, ray.cluster_resources())
+        warn_if_unfit(
+            resources, ray.cluster_resources(), autoscaling=spec.cluster.address is not None
+        )
         plan = build_search(
             [p for p in parameters if p.searched],
             strategy=spec.search.strategy,

@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 PROBE_PREFIX = ".archsearch-probe-"
 
 
+# How long an unreachable Google Cloud Storage is retried before the run stops.
+GCS_RETRY_SECONDS = 20
+
+
 def is_uri(text: str | Path) -> bool:
     return isinstance(text, str) and "://" in text and not text.startswith("file://")
 
@@ -47,14 +51,27 @@ def location(text: str | Path | RemotePath) -> Path | RemotePath:
 
     import pyarrow.fs
 
+    base = text.split("?", 1)[0]
+    opened = text
+    if text.startswith("gs://") and "retry_limit_seconds=" not in text:
+        # pyarrow's GCS client otherwise retries an unreachable service for 15 minutes.
+        opened += ("&" if "?" in text else "?") + f"retry_limit_seconds={GCS_RETRY_SECONDS}"
     try:
-        filesystem, path = pyarrow.fs.FileSystem.from_uri(text)
+        filesystem, path = pyarrow.fs.FileSystem.from_uri(opened)
     except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, OSError) as error:
         raise StoreError(
             f"cluster.storage: cannot open {text} ({_first_line(error)}); use a path, or an "
             "s3://, gs:// or hdfs:// URI pyarrow supports"
         ) from None
-    base = text.split("?", 1)[0]
+    try:
+        # One request now, so that a wrong endpoint or missing credentials stop here with one
+        # line, not with a traceback from the first write.
+        filesystem.get_file_info(path)
+    except OSError as error:
+        raise StoreError(
+            f"cluster.storage: cannot reach {base} ({_first_line(error)}); check the endpoint "
+            "(?endpoint_override=HOST:PORT&scheme=http for a local S3) and the credentials"
+        ) from None
     return RemotePath(filesystem, path.rstrip("/"), uri=base.rstrip("/"))
 
 

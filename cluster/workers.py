@@ -34,6 +34,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from cluster.runtime import ClusterError
 from cluster.trainable import TRIAL_ERROR, TRIAL_STATUS, error_line
 
 if TYPE_CHECKING:
@@ -110,21 +111,35 @@ def trial_concurrency(resources: ResourcesSection, cluster: dict[str, float]) ->
     return max(1, math.floor(min(fits) + 1e-9))
 
 
-def warn_if_unfit(resources: ResourcesSection, cluster: dict[str, float]) -> None:
+def warn_if_unfit(
+    resources: ResourcesSection, cluster: dict[str, float], *, autoscaling: bool
+) -> None:
     """Say so when one trial needs more than the cluster has: it waits until nodes are added.
 
-    Not an error, since an autoscaling cluster starts its GPU nodes only when asked for them.
+    Not an error on a cluster, since an autoscaling one starts its GPU nodes only when asked
+    for them. The private local Ray (`autoscaling` False) never grows, so there it is one.
+
+    Raises:
+        ClusterError: on the local Ray, a trial needs more CPUs or GPUs than this machine has.
     """
     for name, wanted in (("CPU", resources.cpus_per_trial), ("GPU", resources.gpus_per_trial)):
-        if wanted > cluster.get(name, 0.0) + 1e-9:
-            logger.warning(
-                "resources: a trial needs %g %s but the cluster has %g; trials wait until "
-                "an autoscaler adds nodes, so lower %s_per_trial if it has none",
-                wanted,
-                name,
-                cluster.get(name, 0.0),
-                name.lower() + "s",
+        have = cluster.get(name, 0.0)
+        if wanted <= have + 1e-9:
+            continue
+        field = f"resources.{name.lower()}s_per_trial"
+        if not autoscaling:
+            raise ClusterError(
+                f"{field}: a trial needs {wanted:g} {name} but this machine's Ray has "
+                f"{have:g}; lower it, or join a cluster that has them (cluster.address)"
             )
+        logger.warning(
+            "%s: a trial needs %g %s but the cluster has %g; trials wait until an autoscaler "
+            "adds nodes, so lower it if the cluster has none",
+            field,
+            wanted,
+            name,
+            have,
+        )
 
 
 def run_on_workers(

@@ -120,6 +120,32 @@ def test_unknown_uri_scheme_is_one_line():
         location("nosuch://bucket/x")
 
 
+def test_unreachable_s3_endpoint_is_one_line_for_results(monkeypatch, capsys):
+    from cluster.cli import main
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    # Nothing listens on port 1 of the loopback address.
+    uri = "s3://bucket/runs/x?endpoint_override=127.0.0.1:1&scheme=http&region=us-east-1"
+
+    assert main(["results", uri]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("archsearch: cluster.storage: cannot reach s3://bucket/runs/x (")
+
+
+def test_gcs_without_credentials_stops_within_its_retry_limit(monkeypatch):
+    import time
+
+    import cluster.storage
+
+    monkeypatch.setattr(cluster.storage, "GCS_RETRY_SECONDS", 2)
+    started = time.monotonic()
+    with pytest.raises(StoreError, match=r"^cluster\.storage: cannot reach gs://bucket/x \("):
+        location("gs://bucket/x")
+    assert time.monotonic() - started < 30
+
+
 def _spec_file(tmp_path: Path) -> Path:
     import yaml
 

@@ -98,6 +98,8 @@ def test_cli_with_unreachable_address_says_one_line(tmp_path):
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert lines[-1].startswith(f"archsearch: cluster.address: cannot reach {address} (")
+    # Refused before anything was written: the same --output can be used once it is fixed.
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())
 
 
 # -- how a worker's error reaches the trial ------------------------------------------------------
@@ -136,8 +138,22 @@ def test_the_first_failing_rank_names_the_trial_error():
 def test_a_trial_larger_than_the_cluster_is_warned_about(caplog):
     from cluster.workers import warn_if_unfit
 
-    warn_if_unfit(ResourcesSection(gpus_per_trial=1), {"CPU": 2.0})
+    warn_if_unfit(ResourcesSection(gpus_per_trial=1), {"CPU": 2.0}, autoscaling=True)
     assert "a trial needs 1 GPU but the cluster has 0" in caplog.text
     caplog.clear()
-    warn_if_unfit(ResourcesSection(cpus_per_trial=2, workers_per_trial=2), {"CPU": 2.0})
+    warn_if_unfit(
+        ResourcesSection(cpus_per_trial=2, workers_per_trial=2), {"CPU": 2.0}, autoscaling=False
+    )
     assert caplog.text == ""
+
+
+def test_a_trial_larger_than_this_machine_is_refused_on_the_local_ray():
+    from cluster.runtime import ClusterError
+    from cluster.workers import warn_if_unfit
+
+    # The private local Ray never grows, so the trial would wait forever.
+    with pytest.raises(
+        ClusterError,
+        match=r"^resources\.gpus_per_trial: a trial needs 1 GPU but this machine's Ray has 0; ",
+    ):
+        warn_if_unfit(ResourcesSection(gpus_per_trial=1), {"CPU": 2.0}, autoscaling=False)
