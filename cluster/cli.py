@@ -260,6 +260,13 @@ def _print_results(run_dir: Path, *, top: int) -> None:
 
 
 def _export(args: argparse.Namespace) -> int:
+    if args.output and args.pick != "pareto" and Path(args.output).suffix != ".pt":
+        # A model file is written there and its model.json beside it: a mistyped path
+        # (the spec's, say) would be overwritten.
+        raise SpecError(
+            f"--output: {args.output} does not end in .pt; name the TorchScript file to "
+            "write, e.g. --output best.pt (its model.json goes beside it)"
+        )
     if args.pick == "best":
         _export_run(Path(args.run_dir), output=args.output)
         return 0

@@ -264,3 +264,14 @@ def test_readme_pandas_and_duckdb_queries(run_dir):
         """
     ).fetchall()
     assert best == [("tanh", 1, 0.9), ("relu", 2, 0.88)]
+
+
+def test_export_to_a_file_that_is_not_a_model_is_refused_and_leaves_it(run_dir, tmp_path, capsys):
+    spec_file = tmp_path / "base.yaml"
+    spec_file.write_text("name: keep-me\n")
+
+    assert main(["export", str(run_dir), "--pick", "1", "--output", str(spec_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archsearch: --output: {spec_file} does not end in .pt;")
+    assert spec_file.read_text() == "name: keep-me\n"
+    assert not spec_file.with_suffix(".json").exists()
