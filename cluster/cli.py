@@ -35,6 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
+    except BrokenPipeError:
+        # The reader left early (`archsearch results ... | head`): as for other Unix tools,
+        # not an error. stdout is pointed at /dev/null so that flushing it at exit is quiet.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # a stdout without a file descriptor
+            pass
+        return 0
 
 
 def _parser() -> argparse.ArgumentParser:
