@@ -12,32 +12,26 @@ import pytest
 import yaml
 
 from cluster.cli import main
+from tests.factories import digits_search_spec
 
 pytestmark = pytest.mark.slow
 
 
 def _spec(strategy: str, scheduler: str, **search) -> dict:
-    return {
-        "name": f"digits-{strategy}",
-        "seed": 5,
-        "data": {"dataset": "digits", "subset": 300},
-        "model": {
-            "family": "mlp",
-            "depth": {"int": [1, 2]},
-            "width": {"choice": [16, 32]},
-            "activation": {"choice": ["relu", "tanh"]},
-        },
-        "optimizer": {"name": "adam", "lr": {"log": [3.0e-3, 3.0e-2]}, "batch_size": 64},
-        "training": {"epochs": 2},
-        "evaluation": {"folds": 2, "metric": "accuracy"},
-        "search": {
+    spec = digits_search_spec(
+        f"digits-{strategy}",
+        data={"subset": 300},
+        training={"epochs": 2},
+        search={
             "strategy": strategy,
             "trials": 4,
             "scheduler": scheduler,
             "concurrency": 2,
             **search,
         },
-    }
+    )
+    spec["seed"] = 5
+    return spec
 
 
 @pytest.mark.parametrize(
