@@ -275,11 +275,14 @@ def _make_engine_class() -> type:
                 self.stopped = True
                 self.cond.notify_all()
 
+        # NNI's engine interface asks for these. The queue keeps no state worth saving: a
+        # resumed search goes on from the results store (nas.strategies), not from NNI.
         def state_dict(self) -> dict:
             return {}
 
         def load_state_dict(self, state_dict: dict) -> None:
-            pass
+            """Nothing to restore; see `state_dict`."""
+            return None
 
     return TrialQueue
 
