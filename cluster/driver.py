@@ -133,12 +133,9 @@ def run_search(
 
         # Every node writes trial state there; a folder only this machine sees fails now.
         check_storage(run_dir)
-        concurrency = spec.search.concurrency or trial_concurrency(
-            resources, ray.cluster_resources()
-        )
-        warn_if_unfit(
-            resources, ray.cluster_resources(), autoscaling=spec.cluster.address is not None
-        )
+        cluster_resources = ray.cluster_resources()
+        warn_if_unfit(resources, cluster_resources, autoscaling=spec.cluster.address is not None)
+        concurrency = spec.search.concurrency or trial_concurrency(resources, cluster_resources)
         plan = build_search(
             [p for p in parameters if p.searched],
             strategy=spec.search.strategy,
